@@ -1,0 +1,43 @@
+"""The train/test split files: CSV with a header of the feature names and the target.
+
+Numbers are written with ``repr``, the shortest text that reads back as the same float64, so the
+split round-trips exactly and stays readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.artifacts import write_atomic
+from stages.errors import PipelineError
+
+FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
+TARGET = "MedHouseVal"
+
+
+def write_split(path: Path, X: np.ndarray, y: np.ndarray) -> None:
+    header = ",".join((*FEATURES, TARGET))
+    rows = (",".join(map(repr, row)) for row in np.column_stack([X, y]).tolist())
+    write_atomic(path, ("\n".join((header, *rows)) + "\n").encode())
+
+
+def read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` (n_rows, 8) and ``y`` (n_rows,) from a split file, checked column by column."""
+    try:
+        with open(path) as handle:
+            header = handle.readline().rstrip("\n").split(",")
+            expected = [*FEATURES, TARGET]
+            if header != expected:
+                raise PipelineError(f"{path}: header must be {','.join(expected)}, got {','.join(header)}")
+            table = np.loadtxt(handle, delimiter=",", dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing: run `dvc repro load-data`") from None
+    except ValueError as error:
+        raise PipelineError(f"{path} is malformed: {error}") from None
+    if table.shape[1] != len(FEATURES) + 1 or len(table) == 0:
+        raise PipelineError(f"{path} must have {len(FEATURES) + 1} columns and at least one row, got shape {table.shape}")
+    if not np.all(np.isfinite(table)):
+        raise PipelineError(f"{path} has missing or infinite values")
+    return table[:, :-1], table[:, -1]

@@ -1,0 +1,109 @@
+"""Stage evaluate: score the float, 8-bit and 16-bit models on the test split.
+
+Writes metrics/evaluate.json (scores, deviations from the float model, sizes), metrics/weights.json
+(every weight: float value, code, dequantized value, error), the plot data in plots/, and
+models/selfcheck.csv, the holdout sample with expected predictions that `predict selfcheck` runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages import paths
+from stages.artifacts import SavedModel, load_model, write_atomic, write_json
+from stages.dataset import read_split
+from stages.errors import run_guarded
+from stages.params import evaluate_params
+from stages.quantization import dequantize_model, payload_bytes, reference_weights
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Regression scores, in the target's unit ($100,000) where they have one."""
+    from sklearn import metrics
+
+    return {
+        "r2": float(metrics.r2_score(y_true, y_pred)),
+        "mse": float(metrics.mean_squared_error(y_true, y_pred)),
+        "rmse": float(metrics.root_mean_squared_error(y_true, y_pred)),
+        "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
+        "mape": float(metrics.mean_absolute_percentage_error(y_true, y_pred)),
+        "max_error": float(metrics.max_error(y_true, y_pred)),
+    }
+
+
+def deviations(float_pred: np.ndarray, quantized_pred: np.ndarray) -> dict:
+    """How far a quantized model's predictions are from the float model's."""
+    from sklearn import metrics
+
+    return {
+        "rms_deviation": float(metrics.root_mean_squared_error(float_pred, quantized_pred)),
+        "max_deviation": float(metrics.max_error(float_pred, quantized_pred)),
+    }
+
+
+def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict[str, SavedModel]) -> dict:
+    """metrics/evaluate.json: per model its scores and sizes; quantized ones add the R² drop and
+    their deviations from the float model. Keys in a fixed order, plain numbers."""
+    result = {}
+    for name, pred in predictions.items():
+        entry = scores(y, pred)
+        entry["payload_bytes"] = payload_bytes(saved[name].tensors)
+        entry["file_bytes"] = saved[name].file_bytes
+        if name != "float":
+            entry["r2_drop"] = result["float"]["r2"] - entry["r2"]
+            entry.update(deviations(predictions["float"], pred))
+        result[name] = entry
+    return result
+
+
+def weight_table(float_model, saved: SavedModel) -> dict:
+    """Each weight of a quantized model: the float value it stands for (in the space its scheme
+    quantizes: standardized inputs for 'affine', raw features for the published schemes), the
+    stored code, the dequantized value and the error; the same for the bias."""
+    reference = reference_weights(float_model, saved.scheme)
+    model = dequantize_model(saved.tensors, saved.scheme)
+    codes = saved.tensors["weight_q"].tolist()
+    rows = [
+        {"feature": feature, "float": float(f), "code": int(c), "dequantized": float(d), "error": float(d - f)}
+        for feature, f, c, d in zip(saved.features, reference.weight, codes, model.weight)
+    ]
+    bias = {"float": reference.bias, "dequantized": model.bias, "error": model.bias - reference.bias}
+    if "bias_q" in saved.tensors:
+        bias["code"] = int(saved.tensors["bias_q"][0])
+    grid = {name: saved.tensors[name].tolist()[0] for name in saved.tensors if name.startswith("weight_") and name != "weight_q"}
+    return {"scheme": saved.scheme, "bits": saved.bits, "grid": grid, "weights": rows, "bias": bias}
+
+
+def selfcheck_rows(predictions: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """Test rows for the predictor's selfcheck: ``count`` evenly spaced, plus each quantized
+    model's row of largest deviation, so the sample reproduces max_deviation exactly."""
+    n_rows = len(predictions["float"])
+    spread = np.linspace(0, n_rows - 1, min(count, n_rows)).round().astype(int)
+    worst = [int(np.argmax(np.abs(pred - predictions["float"]))) for name, pred in predictions.items() if name != "float"]
+    return np.unique(np.concatenate([spread, worst]))
+
+
+def csv_text(header: list[str], columns: list[np.ndarray]) -> bytes:
+    """CSV with ``repr`` numbers: the shortest text that reads back as the same float64."""
+    rows = (",".join(map(repr, row)) for row in np.column_stack(columns).tolist())
+    return ("\n".join((",".join(header), *rows)) + "\n").encode()
+
+
+def main() -> None:
+    params = evaluate_params()
+    X, y = read_split(paths.TEST_CSV)
+    saved = {name: load_model(paths.model_file(name)) for name in paths.MODEL_NAMES}
+    models = {name: dequantize_model(s.tensors, s.scheme) for name, s in saved.items()}
+    predictions = {name: model.predict(X) for name, model in models.items()}
+
+    write_json(paths.EVALUATE_METRICS, model_metrics(y, predictions, saved))
+    write_json(paths.WEIGHTS_TABLE, {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"})
+    for name, pred in predictions.items():
+        write_atomic(paths.plot_file(name), csv_text(["actual", "predicted", "residual"], [y, pred, y - pred]))
+    rows = selfcheck_rows(predictions, params.selfcheck_rows)
+    features = saved["float"].features
+    write_atomic(paths.SELFCHECK_CSV, csv_text([*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())]))
+
+
+if __name__ == "__main__":
+    run_guarded(main)

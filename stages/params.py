@@ -1,0 +1,151 @@
+"""The one place that loads and validates params.yaml.
+
+Each stage reads only its own section (dvc.yaml declares exactly those keys), and every value is
+checked here, once, with a message that names the key, what it got and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.errors import PipelineError
+from stages.paths import PARAMS
+
+SCHEMES = ("affine", "published_a", "published_b")
+ROUNDINGS = ("nearest", "truncate")
+SCALE_SEARCHES = ("none", "mse")
+
+
+@dataclass(frozen=True)
+class LoadDataParams:
+    test_size: float
+    random_state: int
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    standardize: bool
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    scheme: str
+    symmetric: bool
+    signed: bool
+    rounding: str
+    scale_search: str
+    bias_correction: bool
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    selfcheck_rows: int
+
+
+def _fraction(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise PipelineError(f"params.yaml: {key} must be a number strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _seed(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**32 - 1:
+        raise PipelineError(f"params.yaml: {key} must be an integer from 0 to 4294967295, got {value!r}")
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4128:
+        raise PipelineError(f"params.yaml: {key} must be an integer from 1 to 4128, got {value!r}")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PipelineError(f"params.yaml: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _choice(allowed: tuple[str, ...]):
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            raise PipelineError(f"params.yaml: {key} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    return check
+
+
+_CHECKS = {
+    LoadDataParams: {"test_size": _fraction, "random_state": _seed},
+    TrainParams: {"standardize": _flag},
+    QuantizeParams: {
+        "scheme": _choice(SCHEMES),
+        "symmetric": _flag,
+        "signed": _flag,
+        "rounding": _choice(ROUNDINGS),
+        "scale_search": _choice(SCALE_SEARCHES),
+        "bias_correction": _flag,
+    },
+    EvaluateParams: {"selfcheck_rows": _positive_int},
+}
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PipelineError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(document, dict):
+        raise PipelineError(f"{path} must be a mapping of sections, got {type(document).__name__}")
+    return document
+
+
+def _section(document: dict, dotted: str):
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise PipelineError(f"params.yaml: section {dotted} is missing")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise PipelineError(f"params.yaml: {dotted} must be a mapping of keys, got {node!r}")
+    return node
+
+
+def _build(cls, document: dict, dotted: str):
+    section = _section(document, dotted)
+    checks = _CHECKS[cls]
+    allowed = ", ".join(checks)
+    for key in section:
+        if key not in checks:
+            raise PipelineError(f"params.yaml: {dotted} has unknown key {key!r} (allowed keys: {allowed})")
+    values = {}
+    for field in fields(cls):
+        if field.name not in section:
+            raise PipelineError(f"params.yaml: {dotted}.{field.name} is missing (allowed keys: {allowed})")
+        values[field.name] = checks[field.name](f"{dotted}.{field.name}", section[field.name])
+    return cls(**values)
+
+
+def load_data_params(path: Path = PARAMS) -> LoadDataParams:
+    return _build(LoadDataParams, _read(path), "load_data")
+
+
+def train_params(path: Path = PARAMS) -> TrainParams:
+    return _build(TrainParams, _read(path), "train")
+
+
+def quantize_params(model_name: str, path: Path = PARAMS) -> QuantizeParams:
+    """The section ``quantize.<model_name>`` ('q8' or 'q16'), read by that quantize stage only."""
+    return _build(QuantizeParams, _read(path), f"quantize.{model_name}")
+
+
+def evaluate_params(path: Path = PARAMS) -> EvaluateParams:
+    return _build(EvaluateParams, _read(path), "evaluate")

@@ -1,0 +1,37 @@
+"""Stages quantize-8 and quantize-16: one code path, the bit width an argument.
+
+    python -m stages.quantize --bits 8    # reads params quantize.q8, writes models/q8.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from stages import paths
+from stages.artifacts import load_model, save_model
+from stages.dataset import read_split
+from stages.errors import run_guarded
+from stages.params import quantize_params
+from stages.quantization import MAX_BITS, MIN_BITS, dequantize_model, quantize_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bits", type=int, required=True, choices=range(MIN_BITS, MAX_BITS + 1), metavar=f"{{{MIN_BITS}..{MAX_BITS}}}")
+    bits = parser.parse_args().bits
+    name = f"q{bits}"
+    params = quantize_params(name)
+    saved = load_model(paths.model_file("float"))
+    train_X, _ = read_split(paths.TRAIN_CSV)
+    options = dataclasses.asdict(params)
+    scheme = options.pop("scheme")
+    if scheme != "affine":
+        options = {}  # the published schemes are fixed arithmetic
+    tensors = quantize_model(dequantize_model(saved.tensors, "float"), train_X, bits=bits, scheme=scheme, **options)
+    provenance = {**saved.params, "quantize": {name: dataclasses.asdict(params)}}
+    save_model(paths.model_file(name), tensors, scheme=scheme, bits=bits, features=saved.features, params=provenance)
+
+
+if __name__ == "__main__":
+    run_guarded(main)
