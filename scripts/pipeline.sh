@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then rebuild every artifact from params.yaml: `dvc repro`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/env.sh
+dvc repro "$@"
