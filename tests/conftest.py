@@ -56,5 +56,5 @@ def built_repo(tmp_path_factory) -> Path:
         pytest.fail("set SCIKIT_LEARN_DATA to the folder holding cal_housing_py3.pkz (see README)")
     repo = git_tracked_copy(tmp_path_factory.mktemp("built") / "repo")
     result = run([sys.executable, "-m", "dvc", "repro"], cwd=repo)
-    (repo / ".repro-output.txt").write_text(result.stdout)
+    (repo.parent / "repro-output.txt").write_text(result.stdout)  # outside the repo: git status stays clean
     return repo
