@@ -74,8 +74,6 @@ class SavedModel:
 
 
 def save_model(path: Path, tensors: dict[str, np.ndarray], *, scheme: str, bits: int, features: list[str], params: dict) -> None:
-    from safetensors.numpy import save
-
     metadata = {
         "format": MODEL_FORMAT,
         "scheme": scheme,
@@ -84,7 +82,31 @@ def save_model(path: Path, tensors: dict[str, np.ndarray], *, scheme: str, bits:
         "params": json.dumps(params, sort_keys=True),
     }
     metadata["sha256"] = content_digest(tensors, metadata)
-    write_atomic(path, save({name: np.ascontiguousarray(a) for name, a in tensors.items()}, metadata=metadata))
+    write_atomic(path, safetensors_bytes(tensors, metadata))
+
+
+_SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "int8": "I8", "uint8": "U8", "int16": "I16", "uint16": "U16", "int32": "I32"}
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file with its header's keys sorted.
+
+    safetensors' own writer emits the metadata in hash-map order, different on every run, which
+    would change the file's md5 in dvc.lock on every `dvc repro`. The format is simple enough to
+    write deterministically (little-endian arrays in name order, a JSON header padded to 8
+    bytes); safetensors' loader reads it back and tests/test_artifacts.py checks that it does.
+    """
+    header: dict = {"__metadata__": metadata}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[array.dtype.name], "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
 def load_model(path: Path) -> SavedModel:

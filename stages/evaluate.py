@@ -70,7 +70,7 @@ def weight_table(float_model, saved: SavedModel) -> dict:
     bias = {"float": reference.bias, "dequantized": model.bias, "error": model.bias - reference.bias}
     if "bias_q" in saved.tensors:
         bias["code"] = int(saved.tensors["bias_q"][0])
-    grid = {name: saved.tensors[name].tolist()[0] for name in saved.tensors if name.startswith("weight_") and name != "weight_q"}
+    grid = {name: saved.tensors[name].tolist()[0] for name in sorted(saved.tensors) if name.startswith("weight_") and name != "weight_q"}
     return {"scheme": saved.scheme, "bits": saved.bits, "grid": grid, "weights": rows, "bias": bias}
 
 
