@@ -2,7 +2,8 @@
 
 Writes metrics/evaluate.json (scores, deviations from the float model, sizes), metrics/weights.json
 (every weight: float value, code, dequantized value, error), the plot data in plots/, and
-models/selfcheck.csv, the holdout sample with expected predictions that `predict selfcheck` runs.
+models/selfcheck.csv, the holdout sample with expected predictions that `predict selfcheck` runs,
+then the report reports/quantization.md from those metrics (stages/report.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from stages.dataset import read_split
 from stages.errors import run_guarded
 from stages.params import evaluate_params
 from stages.quantization import dequantize_model, payload_bytes, reference_weights
+from stages.report import write_report
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -103,6 +105,7 @@ def main() -> None:
     rows = selfcheck_rows(predictions, params.selfcheck_rows)
     features = saved["float"].features
     write_atomic(paths.SELFCHECK_CSV, csv_text([*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())]))
+    write_report()  # in this process: a second stage command would pay Python's start-up again
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
-"""The quantization report, reports/quantization.md, generated from metrics/ by stage evaluate.
-
-    python -m stages.report
+"""The quantization report, reports/quantization.md, generated from metrics/ by stage evaluate
+(or by hand: ``python -m stages.report``).
 
 What a user reads before choosing 8 or 16 bits: our models' scores, deviations, sizes and
 compression ratios from metrics/evaluate.json, the per-weight errors from metrics/weights.json,
@@ -85,11 +84,11 @@ def render(evaluation: dict, weights: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def write_report() -> None:
     evaluation = read_json(paths.EVALUATE_METRICS, "metrics file")
     weights = read_json(paths.WEIGHTS_TABLE, "weights table")
     write_atomic(paths.REPORT, render(evaluation, weights).encode())
 
 
 if __name__ == "__main__":
-    run_guarded(main)
+    run_guarded(write_report)
