@@ -5,8 +5,8 @@ The raw data is never edited: the split files are the only thing this stage writ
 
 from __future__ import annotations
 
-import pickle
-import zlib
+import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -24,18 +24,24 @@ def fetch() -> tuple[np.ndarray, np.ndarray, list[str]]:
     ``SCIKIT_LEARN_DATA``), downloading them if the cache is empty and the network allows."""
     from sklearn.datasets import fetch_california_housing, get_data_home
 
+    cache = Path(get_data_home()) / CACHE_FILE
     try:
-        bunch = fetch_california_housing()
-    except OSError as error:  # no cache and no network (URLError is an OSError)
-        raise PipelineError(
-            f"California Housing is not cached and could not be downloaded ({error}); put scikit-learn's "
-            f"cache file {CACHE_FILE} in {get_data_home()} or set SCIKIT_LEARN_DATA to the folder holding it"
-        ) from None
-    except (EOFError, ValueError, zlib.error, pickle.UnpicklingError) as error:
-        raise PipelineError(
-            f"the cached California Housing file {get_data_home()}/{CACHE_FILE} is corrupted ({error}); "
-            "delete it to download it again, or replace it with a good copy"
-        ) from None
+        with warnings.catch_warnings():
+            # scikit-learn warns before each retry; a failure ends in the one message below.
+            warnings.filterwarnings("ignore", message="Retry downloading")
+            bunch = fetch_california_housing()
+    except Exception as error:
+        if cache.exists():  # whatever unpickling a damaged file raises
+            raise PipelineError(
+                f"the cached California Housing file {cache} is corrupted ({type(error).__name__}: {error}); "
+                "delete it to download it again, or replace it with a good copy"
+            ) from None
+        if isinstance(error, OSError):  # no cache and no network (URLError is an OSError)
+            raise PipelineError(
+                f"California Housing is not cached and could not be downloaded ({error}); put scikit-learn's "
+                f"cache file {CACHE_FILE} in {cache.parent} or set SCIKIT_LEARN_DATA to the folder holding it"
+            ) from None
+        raise
     return bunch.data, bunch.target, list(bunch.feature_names)
 
 

@@ -1,0 +1,153 @@
+"""The pipeline end to end with real DVC in fresh git repos: repro, the lock's truth, branches,
+experiments, and a bad parameter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run
+from stages import paths
+
+pytestmark = pytest.mark.slow
+STAGES = ["load-data", "train", "quantize-8", "quantize-16", "evaluate"]
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def stages_run(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def set_param(repo: Path, dotted: str, value) -> None:
+    """Edit one value of params.yaml in place (the text edit keeps the comments)."""
+    path = repo / "params.yaml"
+    document = yaml.safe_load(path.read_text())
+    *parents, key = dotted.split(".")
+    node = document
+    for part in parents:
+        node = node[part]
+    node[key] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.fixture
+def work_repo(built_repo, tmp_path) -> Path:
+    """A private copy of the built repo (git history, DVC cache and outputs) to change freely."""
+    return Path(shutil.copytree(built_repo, tmp_path / "repo", symlinks=True))
+
+
+def test_repro_on_a_fresh_clone_runs_all_stages_and_matches_the_committed_lock(built_repo):
+    output = (built_repo.parent / "repro-output.txt").read_text()
+    assert stages_run(output) == STAGES
+    # The committed dvc.lock, metrics/ and report are exactly what the code produces.
+    assert run(["git", "status", "--porcelain"], cwd=built_repo).stdout == ""
+    metrics = json.loads((built_repo / "metrics/evaluate.json").read_text())
+    common = ["r2", "mse", "rmse", "mae", "mape", "max_error", "payload_bytes", "file_bytes"]
+    assert list(metrics) == ["float", "q8", "q16"]
+    assert list(metrics["float"]) == common
+    assert list(metrics["q8"]) == list(metrics["q16"]) == [*common, "r2_drop", "rms_deviation", "max_deviation"]
+    assert metrics["float"]["r2"] == pytest.approx(0.575788, abs=1e-6)
+    assert metrics["float"]["mse"] == pytest.approx(0.555892, abs=1e-6)
+    assert metrics["float"]["mae"] == pytest.approx(0.533200, abs=1e-6)
+    for name in paths.MODEL_NAMES:
+        assert metrics[name]["file_bytes"] == (built_repo / paths.model_file(name)).stat().st_size
+    train = json.loads((built_repo / "metrics/train.json").read_text())
+    assert train["rows"] == 16_512
+
+
+def test_quantization_targets_hold_in_the_committed_metrics(built_repo):
+    metrics = json.loads((built_repo / "metrics/evaluate.json").read_text())
+    assert abs(metrics["q8"]["r2_drop"]) <= 1e-3 and metrics["q8"]["rms_deviation"] <= 1e-2
+    assert abs(metrics["q16"]["r2_drop"]) <= 1e-5 and metrics["q16"]["rms_deviation"] <= 1e-4
+
+
+def test_second_repro_is_a_no_op_and_the_dag_is_the_product(work_repo):
+    result = run([*DVC, "repro"], cwd=work_repo)
+    assert stages_run(result.stdout) == []
+    assert "Data and pipelines are up to date." in result.stdout
+    dot = run([*DVC, "dag", "--dot"], cwd=work_repo).stdout
+    for upstream, downstream in [
+        ("load-data", "train"),
+        ("train", "quantize-8"),
+        ("train", "quantize-16"),
+        ("quantize-8", "evaluate"),
+        ("quantize-16", "evaluate"),
+    ]:
+        assert f'"{upstream}" -> "{downstream}"' in dot
+
+
+def test_metrics_and_params_diff_across_branches(work_repo):
+    """Branch off main, switch q8 to write-up B's scheme: only quantize-8 and evaluate re-run,
+    and `dvc metrics diff main` shows the damage with nothing but git."""
+    run(["git", "checkout", "-q", "-b", "published-b"], cwd=work_repo)
+    set_param(work_repo, "quantize.q8.scheme", "published_b")
+    result = run([*DVC, "repro"], cwd=work_repo)
+    assert stages_run(result.stdout) == ["quantize-8", "evaluate"]
+    run(["git", "commit", "-qam", "q8: published scheme B"], cwd=work_repo)
+
+    metrics_diff = json.loads(run([*DVC, "metrics", "diff", "main", "--json"], cwd=work_repo).stdout)
+    q8_r2 = metrics_diff["metrics/evaluate.json"]["q8.r2"]
+    assert q8_r2["old"] == pytest.approx(0.576, abs=1e-3)
+    assert q8_r2["new"] == pytest.approx(-46.732184, abs=1e-6)
+    assert "float.r2" not in metrics_diff["metrics/evaluate.json"]  # unchanged metrics are not listed
+
+    params_diff = json.loads(run([*DVC, "params", "diff", "main", "--json"], cwd=work_repo).stdout)
+    assert params_diff["params.yaml"]["quantize.q8.scheme"] == {"old": "affine", "new": "published_b"}
+    assert list(params_diff["params.yaml"]) == ["quantize.q8.scheme"]
+
+
+def test_experiment_with_another_seed(work_repo):
+    result = run([*DVC, "exp", "run", "-S", "load_data.random_state=7"], cwd=work_repo)
+    assert stages_run(result.stdout) == STAGES
+    shown = json.loads(run([*DVC, "exp", "show", "--json"], cwd=work_repo).stdout)
+    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
+    seeds = [
+        revision["data"]["params"]["params.yaml"]["data"]["load_data"]["random_state"]
+        for experiment in experiments
+        for revision in experiment["revs"]
+    ]
+    assert 7 in seeds
+    params_diff = json.loads(run([*DVC, "params", "diff", "--json"], cwd=work_repo).stdout)
+    assert params_diff["params.yaml"]["load_data.random_state"] == {"old": 42, "new": 7}
+    r2 = json.loads((work_repo / "metrics/evaluate.json").read_text())["float"]["r2"]
+    assert r2 != pytest.approx(0.575788, abs=1e-4)  # another split, another score
+
+
+def test_bad_param_stops_dvc_repro_and_keeps_what_was_built(work_repo):
+    before = {p: (work_repo / p).read_bytes() for p in ("data/train.csv", "data/test.csv", "dvc.lock")}
+    set_param(work_repo, "load_data.test_size", 1.5)
+    result = run([*DVC, "repro"], cwd=work_repo, check=False)
+    assert result.returncode != 0
+    assert "error: params.yaml: load_data.test_size must be a number strictly between 0 and 1, got 1.5" in result.stderr + result.stdout
+    assert {p: (work_repo / p).read_bytes() for p in before} == before
+
+
+def test_dvc_yaml_names_the_files_the_code_writes():
+    """stages/paths.py and dvc.yaml must agree, or DVC would track files nobody writes."""
+    dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert list(dvc_yaml["stages"]) == STAGES
+
+    def outs(stage):
+        return {next(iter(o)) if isinstance(o, dict) else o for o in dvc_yaml["stages"][stage]["outs"]}
+
+    assert outs("load-data") == {str(paths.TRAIN_CSV), str(paths.TEST_CSV)}
+    assert outs("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
+    assert outs("quantize-8") == {str(paths.model_file("q8"))}
+    assert outs("quantize-16") == {str(paths.model_file("q16"))}
+    assert outs("evaluate") == {
+        str(paths.EVALUATE_METRICS),
+        str(paths.WEIGHTS_TABLE),
+        str(paths.REPORT),
+        str(paths.SELFCHECK_CSV),
+        *(str(paths.plot_file(name)) for name in paths.MODEL_NAMES),
+    }
+    assert dvc_yaml["metrics"] == [str(paths.TRAIN_METRICS), str(paths.EVALUATE_METRICS)]
+    # Every stage lists its own module among its deps.
+    for stage in STAGES:
+        module = dvc_yaml["stages"][stage]["cmd"].split()[2]
+        assert module.replace(".", "/") + ".py" in dvc_yaml["stages"][stage]["deps"]

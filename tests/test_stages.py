@@ -1,0 +1,267 @@
+"""Unit tests of each stage's core functions, on the real California Housing data."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load as safetensors_load
+
+from conftest import REPO, run
+from stages import artifacts, evaluate, load_data, train
+from stages.dataset import FEATURES, TARGET, read_split, write_split
+from stages.errors import PipelineError
+from stages.linear import LinearParams
+from stages.params import LoadDataParams, TrainParams
+from stages.quantization import dequantize_model, float_tensors, quantize_model
+
+
+@pytest.fixture(scope="module")
+def housing():
+    X, y, names = load_data.fetch()
+    return X, y, names
+
+
+@pytest.fixture(scope="module")
+def split(housing):
+    X, y, _ = housing
+    return load_data.split(X, y, LoadDataParams(test_size=0.2, random_state=42))
+
+
+# --- load-data -------------------------------------------------------------------------------
+
+
+def test_fetch_gives_the_validated_housing_data(housing):
+    X, y, names = housing
+    load_data.validate(X, y, names)  # raises on anything else
+    assert X.shape == (20_640, 8) and names == list(FEATURES)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda X, y, n: (X[:-1], y[:-1], n), "must have 20640 rows of 8 features"),
+        (lambda X, y, n: (X, y, [*n[:-1], "Longitud"]), "features must be MedInc"),
+        (lambda X, y, n: (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y, n), "missing or infinite"),
+    ],
+)
+def test_validate_rejects_wrong_data(housing, mutate, message):
+    with pytest.raises(PipelineError, match=message):
+        load_data.validate(*mutate(*housing))
+
+
+def test_split_is_sklearns_seeded_80_20(housing, split):
+    X_train, X_test, y_train, y_test = split
+    assert (len(X_train), len(X_test)) == (16_512, 4_128)
+    again = load_data.split(housing[0], housing[1], LoadDataParams(test_size=0.2, random_state=42))
+    assert np.array_equal(again[1], X_test)
+    other = load_data.split(housing[0], housing[1], LoadDataParams(test_size=0.2, random_state=7))
+    assert not np.array_equal(other[1], X_test)
+
+
+def test_missing_data_fails_with_how_to_fix(tmp_path):
+    """No cache and no network (as here, with an empty data folder): one line that says where the
+    cache file goes and which variable to set."""
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SCIKIT_LEARN_DATA": str(tmp_path / "empty")}
+    result = run([sys.executable, "-m", "stages.load_data"], cwd=tmp_path, check=False, env=env)
+    if result.returncode == 0:
+        pytest.skip("this machine could download the data set; the offline failure cannot be shown")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "cal_housing_py3.pkz" in line and "SCIKIT_LEARN_DATA" in line and str(tmp_path / "empty") in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_corrupted_cache_file_is_named(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    cache = tmp_path / "skl"
+    cache.mkdir()
+    (cache / "cal_housing_py3.pkz").write_bytes(b"not a joblib file at all")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SCIKIT_LEARN_DATA": str(cache)}
+    result = run([sys.executable, "-m", "stages.load_data"], cwd=tmp_path, check=False, env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the cached California Housing file") and "corrupted" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+# --- the split files ---------------------------------------------------------------------------
+
+
+def test_split_file_round_trips_exactly(tmp_path, split):
+    X_train, _, y_train, _ = split
+    write_split(tmp_path / "train.csv", X_train, y_train)
+    X, y = read_split(tmp_path / "train.csv")
+    assert np.array_equal(X, X_train) and np.array_equal(y, y_train)
+    assert (tmp_path / "train.csv").read_text().splitlines()[0] == ",".join((*FEATURES, TARGET))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("1,2,3,4,5,6,7,8,9\n1,2,3\n", "malformed"),
+        ("1,2,3,4,5,6,7,8,x\n", "malformed"),
+        ("1,2,3,4,5,6,7,8,nan\n", "missing or infinite"),
+        ("", "at least one row"),
+    ],
+)
+def test_malformed_split_file_is_named(tmp_path, body, message):
+    path = tmp_path / "test.csv"
+    path.write_text(",".join((*FEATURES, TARGET)) + "\n" + body)
+    with pytest.raises(PipelineError, match=message) as error:
+        read_split(path)
+    assert str(path) in str(error.value)
+
+
+def test_wrong_header_and_missing_file(tmp_path):
+    path = tmp_path / "test.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(PipelineError, match="header must be MedInc"):
+        read_split(path)
+    with pytest.raises(PipelineError, match="missing: run `dvc repro load-data`"):
+        read_split(tmp_path / "absent.csv")
+
+
+# --- train -------------------------------------------------------------------------------------
+
+
+def test_train_reproduces_the_published_figures(split):
+    """With or without the scaler, the test-split scores are the published ones."""
+    X_train, X_test, y_train, y_test = split
+    for standardize in (True, False):
+        model = train.linear_params(train.fit(X_train, y_train, TrainParams(standardize=standardize)))
+        scores = evaluate.scores(y_test, model.predict(X_test))
+        assert scores["r2"] == pytest.approx(0.575788, abs=1e-6)
+        assert scores["mse"] == pytest.approx(0.555892, abs=1e-6)
+        assert scores["mae"] == pytest.approx(0.533200, abs=1e-6)
+        assert model.standardized is standardize
+
+
+def test_linear_params_predict_like_the_estimator(split):
+    X_train, X_test, y_train, _ = split
+    estimator = train.fit(X_train, y_train, TrainParams(standardize=True))
+    model = train.linear_params(estimator)
+    np.testing.assert_allclose(model.predict(X_test), estimator.predict(X_test), rtol=0, atol=1e-12)
+    weight, bias = model.folded()
+    np.testing.assert_allclose(X_test @ weight + bias, estimator.predict(X_test), rtol=0, atol=1e-9)
+
+
+def test_fit_metrics_count_rows(split):
+    X_train, _, y_train, _ = split
+    estimator = train.fit(X_train, y_train, TrainParams(standardize=False))
+    metrics = train.fit_metrics(y_train, estimator.predict(X_train))
+    assert list(metrics) == ["r2", "mse", "mae", "rows"]
+    assert metrics["rows"] == 16_512 and 0.6 < metrics["r2"] < 0.62
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scored(split):
+    X_train, X_test, y_train, y_test = split
+    model = train.linear_params(train.fit(X_train, y_train, TrainParams(standardize=True)))
+    tensors = {"float": float_tensors(model)}
+    schemes = {"float": "float", "q8": "affine", "q16": "affine"}
+    for name, bits in (("q8", 8), ("q16", 16)):
+        tensors[name] = quantize_model(model, X_train, bits=bits, scheme="affine", scale_search="mse")
+    saved = {
+        name: artifacts.SavedModel(t, schemes[name], 64 if name == "float" else int(name[1:]), list(FEATURES), {}, 1000)
+        for name, t in tensors.items()
+    }
+    predictions = {name: dequantize_model(t, schemes[name]).predict(X_test) for name, t in tensors.items()}
+    return y_test, predictions, saved, model
+
+
+def test_model_metrics_shape_and_meaning(scored):
+    y_test, predictions, saved, _ = scored
+    metrics = evaluate.model_metrics(y_test, predictions, saved)
+    common = ["r2", "mse", "rmse", "mae", "mape", "max_error", "payload_bytes", "file_bytes"]
+    assert list(metrics) == ["float", "q8", "q16"]
+    assert list(metrics["float"]) == common
+    for name in ("q8", "q16"):
+        assert list(metrics[name]) == [*common, "r2_drop", "rms_deviation", "max_deviation"]
+        assert metrics[name]["r2_drop"] == metrics["float"]["r2"] - metrics[name]["r2"]
+        deviation = predictions[name] - predictions["float"]
+        assert metrics[name]["rms_deviation"] == pytest.approx(np.sqrt(np.mean(deviation**2)), rel=1e-12)
+        assert metrics[name]["max_deviation"] == pytest.approx(np.abs(deviation).max(), rel=1e-12)
+    assert metrics["float"]["rmse"] == pytest.approx(np.sqrt(metrics["float"]["mse"]), rel=1e-12)
+    assert metrics["float"]["payload_bytes"] == 25 * 8  # scaler (16), weights (8), bias: float64
+    assert metrics["q8"]["payload_bytes"] == 16 * 4 + 8 + 4 + 1 + 4  # f32 scaler, int8 w, scale, zero point, f32 bias
+    assert metrics["q16"]["payload_bytes"] == 16 * 4 + 16 + 4 + 2 + 4
+    json.dumps(metrics)  # plain numbers only
+
+
+def test_selfcheck_rows_hold_each_models_worst_row(scored):
+    _, predictions, _, _ = scored
+    rows = evaluate.selfcheck_rows(predictions, 10)
+    assert np.all(np.diff(rows) > 0) and 10 <= len(rows) <= 12
+    for name in ("q8", "q16"):
+        deviation = np.abs(predictions[name] - predictions["float"])
+        assert deviation[rows].max() == deviation.max()
+
+
+def test_weight_table_lists_every_weight(scored):
+    _, _, saved, model = scored
+    table = evaluate.weight_table(model, saved["q8"])
+    assert [row["feature"] for row in table["weights"]] == list(FEATURES)
+    scale = table["grid"]["weight_scale"]
+    for row in table["weights"]:
+        assert row["dequantized"] == pytest.approx(row["code"] * scale, rel=1e-12)
+        assert row["error"] == pytest.approx(row["dequantized"] - row["float"], abs=1e-15)
+        assert abs(row["error"]) <= scale / 2 * (1 + 1e-6)
+
+
+def test_csv_text_round_trips_float64():
+    values = np.array([0.1, 1 / 3, -2.5e-300, 123456789.123456789])
+    text = evaluate.csv_text(["x"], [values]).decode().splitlines()
+    assert text[0] == "x"
+    assert np.array_equal(np.array([float(v) for v in text[1:]]), values)
+
+
+# --- model files -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_tensors():
+    model = LinearParams(np.array([0.5, -2.0]), 1.25, np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    return quantize_model(model, np.array([[1.0, 2.0], [3.0, 5.0]]), bits=8, scheme="affine")
+
+
+def test_model_file_round_trips_and_is_deterministic(tmp_path, model_tensors):
+    path = tmp_path / "q8.safetensors"
+    artifacts.save_model(path, model_tensors, scheme="affine", bits=8, features=["a", "b"], params={"k": 1})
+    first = path.read_bytes()
+    artifacts.save_model(path, dict(reversed(model_tensors.items())), scheme="affine", bits=8, features=["a", "b"], params={"k": 1})
+    assert path.read_bytes() == first
+    loaded = artifacts.load_model(path)
+    assert (loaded.scheme, loaded.bits, loaded.features, loaded.params, loaded.file_bytes) == ("affine", 8, ["a", "b"], {"k": 1}, len(first))
+    for name, array in model_tensors.items():
+        assert loaded.tensors[name].dtype == array.dtype and np.array_equal(loaded.tensors[name], array)
+    # The safetensors library itself reads what we wrote.
+    assert set(safetensors_load(first)) == set(model_tensors)
+
+
+def test_corrupted_model_files_are_refused_by_name(tmp_path, model_tensors):
+    path = tmp_path / "q8.safetensors"
+    artifacts.save_model(path, model_tensors, scheme="affine", bits=8, features=["a", "b"], params={})
+    good = path.read_bytes()
+    for damaged in (good[:-3], good[:5], b"", good[:-1] + bytes([good[-1] ^ 1]), b"\x00" * 8 + good[8:]):
+        path.write_bytes(damaged)
+        with pytest.raises(PipelineError, match=rf"model file {path} is corrupted"):
+            artifacts.load_model(path)
+    with pytest.raises(PipelineError, match="is missing: run `dvc repro`"):
+        artifacts.load_model(tmp_path / "absent.safetensors")
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    artifacts.write_json(path, {"r2": 0.5})
+    with pytest.raises(TypeError):
+        artifacts.write_json(path, {"r2": object()})
+    assert json.loads(path.read_text()) == {"r2": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
