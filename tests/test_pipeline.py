@@ -113,7 +113,7 @@ def test_experiment_with_another_seed(work_repo):
     ]
     assert 7 in seeds
     params_diff = json.loads(run([*DVC, "params", "diff", "--json"], cwd=work_repo).stdout)
-    assert params_diff["params.yaml"]["load_data.random_state"] == {"old": 42, "new": 7}
+    assert params_diff["params.yaml"]["load_data.random_state"] == {"old": 42, "new": 7, "diff": -35}
     r2 = json.loads((work_repo / "metrics/evaluate.json").read_text())["float"]["r2"]
     assert r2 != pytest.approx(0.575788, abs=1e-4)  # another split, another score
 
