@@ -81,6 +81,14 @@ def test_second_repro_is_a_no_op_and_the_dag_is_the_product(work_repo):
         assert f'"{upstream}" -> "{downstream}"' in dot
 
 
+def test_plots_render_every_model(work_repo):
+    rendered = json.loads(run([*DVC, "plots", "show", "--json"], cwd=work_repo).stdout)
+    for plot in ("actual_vs_predicted", "residuals"):
+        points = rendered["data"][plot][0]["content"]["data"]["values"]
+        assert {point["filename"] for point in points} == {paths.plot_file(name).name for name in paths.MODEL_NAMES}
+        assert len(points) == 3 * 4_128
+
+
 def test_metrics_and_params_diff_across_branches(work_repo):
     """Branch off main, switch q8 to write-up B's scheme: only quantize-8 and evaluate re-run,
     and `dvc metrics diff main` shows the damage with nothing but git."""
