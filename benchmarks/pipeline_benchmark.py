@@ -1,0 +1,117 @@
+"""Pipeline speed, measured: cold `dvc repro`, no-op `dvc repro`, and what a quantize param re-runs.
+
+    python benchmarks/pipeline_benchmark.py [--repeats 3]
+
+Targets (issue "The DVC pipeline"): cold repro of all five stages <= 6 s; a no-op repro <= 1.2x
+the no-op repro of a one-stage pipeline; changing only a quantize param re-runs only that quantize
+stage and evaluate. Prints figures; asserts nothing (times depend on the machine and its load).
+Needs SCIKIT_LEARN_DATA (scripts/env.sh sets it) and the project's venv on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
+STAGE_COMMANDS = {
+    "load-data": "python -m stages.load_data",
+    "train": "python -m stages.train",
+    "quantize-8": "python -m stages.quantize --bits 8",
+    "quantize-16": "python -m stages.quantize --bits 16",
+    "evaluate": "python -m stages.evaluate",
+}
+
+
+def sh(args, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True, **kwargs)
+
+
+def timed(args, cwd: Path, **kwargs) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = sh(args, cwd, **kwargs)
+    return time.perf_counter() - start, result.stdout
+
+
+def fresh_clone(parent: Path) -> Path:
+    """What a user gets from `git clone` of the committed work tree: no data, no models."""
+    target = parent / f"clone{len(list(parent.iterdir()))}"
+    sh(["git", "clone", "-q", str(REPO), str(target)], parent)
+    return target
+
+
+def one_stage_repo(parent: Path) -> Path:
+    repo = parent / "one-stage"
+    repo.mkdir()
+    sh(["git", "init", "-q"], repo)
+    sh([*DVC, "init", "-q"], repo)
+    sh([*DVC, "stage", "add", "-q", "-n", "one", "-o", "out.txt", "echo hi > out.txt"], repo)
+    sh([*DVC, "repro", "-q"], repo)
+    return repo
+
+
+def stages_run(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    repeats = parser.parse_args().repeats
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    if "SCIKIT_LEARN_DATA" not in os.environ:
+        sys.exit("error: set SCIKIT_LEARN_DATA (source scripts/env.sh)")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        baseline = one_stage_repo(scratch)
+        one_stage_noop = statistics.median(timed([*DVC, "repro"], baseline)[0] for _ in range(max(5, repeats)))
+
+        cold = []
+        for _ in range(repeats):
+            clone = fresh_clone(scratch)
+            seconds, output = timed([*DVC, "repro"], clone)
+            assert stages_run(output) == list(STAGE_COMMANDS), output
+            cold.append(seconds)
+        noop = statistics.median(timed([*DVC, "repro"], clone)[0] for _ in range(max(5, repeats)))
+        clean = sh(["git", "status", "--porcelain"], clone).stdout == ""
+
+        per_stage = {}
+        for stage, command in STAGE_COMMANDS.items():
+            per_stage[stage] = statistics.median(timed(command.split(), clone)[0] for _ in range(repeats))
+
+        params = clone / "params.yaml"
+        original = params.read_text()
+        params.write_text(original.replace("    scale_search: mse ", "    scale_search: none", 1))
+        assert params.read_text() != original, "params.yaml layout changed: update the benchmark's edit"
+        param_seconds, output = timed([*DVC, "repro"], clone)
+        rerun = stages_run(output)
+        params.write_text(original)
+        shutil.rmtree(clone)
+
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    print(f"{'measure':52} {'figure':>10}  target")
+    print(f"{'cold dvc repro, 5 stages (median of ' + str(repeats) + ')':52} {statistics.median(cold):9.2f}s  <= 6 s")
+    print(f"{'  min / max':52} {min(cold):5.2f}/{max(cold):.2f}s")
+    print(f"{'no-op dvc repro, one-stage pipeline (median)':52} {one_stage_noop:9.2f}s")
+    print(f"{'no-op dvc repro, this pipeline (median)':52} {noop:9.2f}s  <= {1.2 * one_stage_noop:.2f} s (1.2x)")
+    print(f"{'  ratio':52} {noop / one_stage_noop:9.2f}x")
+    print(f"{'committed dvc.lock and metrics/ reproduced':52} {str(clean):>10}")
+    print(f"{'quantize.q8 param changed: stages re-run':52} {', '.join(rerun):>10}  quantize-8, evaluate")
+    print(f"{'  time':52} {param_seconds:9.2f}s")
+    print("each stage's command alone (median; Python start-up and imports included):")
+    for stage, seconds in per_stage.items():
+        print(f"  {stage:50} {seconds:9.2f}s")
+    print(f"  {'sum':50} {sum(per_stage.values()):9.2f}s")
+
+
+if __name__ == "__main__":
+    main()
