@@ -1,1 +1,27 @@
 """housing-mlops: the stage code run by dvc.yaml, and the numpy-only core the predictor reuses."""
+
+import os
+import platform
+
+
+def _pin_blas_kernels() -> None:
+    """Make every x86-64 machine compute the same bits.
+
+    OpenBLAS picks its kernels by CPU (AVX-512 "SkylakeX" on one machine, AVX2 "Haswell"/"Zen" on
+    most CI runners), and they round differently in the last bits: the least-squares fit, hence
+    the model files' md5 in dvc.lock, would change with the machine. The Haswell kernels run on
+    every x86-64 CPU with AVX2 and FMA, so we pin them, before numpy loads OpenBLAS. A choice
+    already in the environment wins (some machines set it to avoid a broken kernel).
+    """
+    if "OPENBLAS_CORETYPE" in os.environ or platform.machine() not in ("x86_64", "AMD64"):
+        return
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = set(next((line for line in cpuinfo if line.startswith("flags")), "").split())
+    except OSError:
+        return
+    if {"avx2", "fma"} <= flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+_pin_blas_kernels()

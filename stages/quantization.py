@@ -161,6 +161,11 @@ def quantize_affine(
     and the scale search. Returns the tensors of the quantized model's file.
     """
     bits = check_bits(bits)
+    check_finite("bias", np.array([model.bias]))
+    if model.standardized:
+        check_finite("scaler mean", model.input_mean)
+        check_finite("scaler scale", model.input_scale)
+    train_X = check_finite("training features", train_X)
     tensors: dict[str, np.ndarray] = {}
     if model.standardized:
         # The file keeps the scaler in float32; re-express the float model over exactly that
@@ -191,6 +196,8 @@ def quantize_affine(
     tensors["weight_q"] = codes
     tensors["weight_scale"] = np.array([grid.scale], dtype=np.float32)
     tensors["weight_zero_point"] = np.array([grid.zero_point], dtype=grid.dtype)
+    if abs(bias) > float(np.finfo(np.float32).max):
+        raise PipelineError(f"bias {bias:g} is outside float32's range")
     tensors["bias"] = np.array([bias], dtype=np.float32)
     return tensors
 

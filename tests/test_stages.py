@@ -265,3 +265,19 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         artifacts.write_json(path, {"r2": object()})
     assert json.loads(path.read_text()) == {"r2": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
+
+
+# --- the same bits on every machine ------------------------------------------------------------
+
+
+def test_importing_stages_pins_the_blas_kernels_unless_already_chosen():
+    probe = "import os, stages; print(os.environ.get('OPENBLAS_CORETYPE'))"
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    chosen = run([sys.executable, "-c", probe], cwd=REPO, env={**clean, "OPENBLAS_CORETYPE": "Sandybridge"}).stdout.strip()
+    assert chosen == "Sandybridge"
+    pinned = run([sys.executable, "-c", probe], cwd=REPO, env=clean).stdout.strip()
+    cpu_flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if "avx2" in cpu_flags and "fma" in cpu_flags:
+        assert pinned == "Haswell"
+    else:
+        assert pinned == "None"

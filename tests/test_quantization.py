@@ -1,0 +1,517 @@
+"""Unit and property-based tests of the pure quantization core (stages/quantization.py).
+
+The properties hold for every bit width from 2 to 16, symmetric and asymmetric grids, signed and
+unsigned storage, and both roundings. Weights are drawn with |w| <= 1e6 and either 0 or
+|w| >= 1e-12: the grid's scale (max|w| / (2^(b-1) - 1), or the range over 2^b - 1) is stored as
+float32, so a scale outside float32's normal range would underflow or overflow (the core rejects
+that; see ``test_fit_grid_rejects_weights_whose_scale_float32_cannot_hold``) or keep only a few bits
+of precision as a subnormal. Inside these bounds every scale is a normal float32, and
+code * scale (at most 17 bits times 24) is exact in float64, which the grid-point tests rely on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from stages.errors import PipelineError
+from stages.linear import LinearParams
+from stages.quantization import (
+    MAX_BITS,
+    MIN_BITS,
+    Grid,
+    check_bits,
+    check_finite,
+    dequantize,
+    dequantize_model,
+    fit_grid,
+    float_tensors,
+    integer_range,
+    payload_bytes,
+    quantize,
+    quantize_affine,
+    quantize_model,
+    quantize_published_a,
+    quantize_published_b,
+    storage_dtype,
+)
+
+ALL_BITS = range(MIN_BITS, MAX_BITS + 1)
+FLOAT32_EPS = 2.0**-24  # relative error of rounding a float64 to the nearest float32
+# ... of a float64 result (itself rounded, 2^-53) rounded to float32: what a fitted scale carries
+FLOAT32_RTOL = FLOAT32_EPS * (1 + 1e-6)
+SLACK = 1e-9  # relative slack for float64 rounding in values / scale
+
+# Cheap properties get hypothesis' default example count; the affine ones run a 1001-candidate
+# scale search per example, so fewer. The whole file stays well under 20 s.
+PROPERTY = settings(deadline=None, max_examples=100)
+AFFINE_PROPERTY = settings(deadline=None, max_examples=40)
+
+bit_widths = st.integers(MIN_BITS, MAX_BITS)
+roundings = st.sampled_from(["nearest", "truncate"])
+# See the module docstring for the bounds; values below 1e-12 in magnitude become exact zeros.
+weight_values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, allow_subnormal=False).map(
+    lambda x: 0.0 if abs(x) < 1e-12 else x
+)
+weight_arrays = hnp.arrays(np.float64, st.integers(1, 12), elements=weight_values)
+
+
+@st.composite
+def grids(draw) -> Grid:
+    """A grid fitted to random weights, sometimes around an explicit scale (as the scale search
+    does: the fitted scale times a factor in [0.5, 1.5])."""
+    weights = draw(weight_arrays)
+    bits, symmetric, signed = draw(bit_widths), draw(st.booleans()), draw(st.booleans())
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+    if draw(st.booleans()):
+        factor = draw(st.floats(0.5, 1.5))
+        grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed, scale=grid.scale * factor)
+    return grid
+
+
+def grid_range(grid: Grid) -> tuple[float, float]:
+    """The smallest and largest value the grid represents."""
+    return (grid.qmin - grid.zero_point) * grid.scale, (grid.qmax - grid.zero_point) * grid.scale
+
+
+def values_in_range(grid: Grid, fractions: np.ndarray) -> np.ndarray:
+    low, high = grid_range(grid)
+    return np.clip(low + fractions * (high - low), low, high)
+
+
+fractions = hnp.arrays(np.float64, st.integers(1, 20), elements=st.floats(0.0, 1.0))
+
+
+# --- bit widths and storage ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", ALL_BITS)
+@pytest.mark.parametrize("signed", [True, False])
+def test_storage_dtype_is_narrowest_integer_holding_the_range(bits, signed):
+    dtype = storage_dtype(bits, signed)
+    assert dtype == np.dtype(f"{'int' if signed else 'uint'}{8 if bits <= 8 else 16}")
+    low, high = integer_range(bits, signed)
+    assert (low, high) == ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1))
+    info = np.iinfo(dtype)
+    assert info.min <= low and high <= info.max
+    if bits in (8, 16):  # the full width of the type is used
+        assert (low, high) == (info.min, info.max)
+
+
+@pytest.mark.parametrize("bits", [0, 1, 17, 32, -8, 2**40])
+def test_bit_widths_outside_2_to_16_are_rejected_naming_the_value(bits):
+    with pytest.raises(PipelineError, match=rf"bit width must be an integer from 2 to 16, got {bits}"):
+        check_bits(bits)
+
+
+@pytest.mark.parametrize("bits", [True, False, np.bool_(True), 8.0, 8.5, "8", None, np.float64(8)])
+def test_bool_float_and_non_numeric_bit_widths_are_rejected(bits):
+    with pytest.raises(PipelineError, match="bit width must be an integer from 2 to 16") as raised:
+        check_bits(bits)
+    assert repr(bits) in str(raised.value)
+
+
+def test_numpy_integer_bit_widths_are_accepted_as_plain_ints():
+    assert check_bits(np.int64(8)) == 8 and type(check_bits(np.int64(8))) is int
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: storage_dtype(17, True),
+        lambda: integer_range(1, False),
+        lambda: fit_grid(np.ones(3), 1, symmetric=True, signed=True),
+        lambda: quantize_affine(LinearParams(np.ones(2), 0.0), np.ones((4, 2)), bits=17),
+        lambda: quantize_published_a(LinearParams(np.ones(2), 0.0), bits=True),
+        lambda: quantize_published_b(LinearParams(np.ones(2), 0.0), bits=8.0),
+    ],
+    ids=["storage_dtype", "integer_range", "fit_grid", "quantize_affine", "published_a", "published_b"],
+)
+def test_every_entry_point_checks_the_bit_width(call):
+    with pytest.raises(PipelineError, match="bit width"):
+        call()
+
+
+# --- non-finite and unrepresentable weights -----------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 while folding the scaler
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda w: check_finite("weights", w),
+        lambda w: fit_grid(w, 8, symmetric=True, signed=True),
+        lambda w: fit_grid(w, 8, symmetric=False, signed=False),
+        lambda w: quantize(w, Grid(8, True, 0.01, 0)),
+        lambda w: quantize_affine(LinearParams(w, 0.0), np.ones((4, 3)), bits=8),
+        lambda w: quantize_affine(LinearParams(w, 0.0, np.zeros(3), np.ones(3)), np.ones((4, 3)), bits=8),
+        lambda w: quantize_model(LinearParams(w, 0.0), np.ones((4, 3)), bits=8, scheme="published_a"),
+        lambda w: quantize_model(LinearParams(w, 0.0), np.ones((4, 3)), bits=8, scheme="published_b"),
+    ],
+    ids=[
+        "check_finite",
+        "symmetric_grid",
+        "asymmetric_grid",
+        "quantize",
+        "affine",
+        "affine_standardized",
+        "published_a",
+        "published_b",
+    ],
+)
+def test_non_finite_weights_are_rejected_naming_the_problem(call, bad):
+    weights = np.array([0.5, bad, -0.25])
+    with pytest.raises(PipelineError, match=rf"weights must be finite to quantize, found {bad}"):
+        call(weights)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["nan_bias", "inf_bias", "bias_beyond_float32", "nan_scaler_mean", "nan_training_input"],
+)
+def test_affine_rejects_non_finite_bias_scaler_or_training_inputs(case):
+    """Everything quantize_affine stores or derives must be finite, not only the weights.
+
+    Today only ``model.weight`` is checked: a NaN/inf bias, a NaN scaler mean or a bias beyond
+    float32's range is written into the quantized tensors as NaN/inf, and a NaN in the training
+    inputs turns the bias correction into NaN (and makes every scale-search cost NaN, so the
+    search silently keeps its first candidate, half the scale, clipping the largest weights).
+    """
+    model = LinearParams(np.array([0.5, -0.25]), 1.0)
+    train_X = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
+    if case == "nan_bias":
+        model = LinearParams(model.weight, float("nan"))
+    elif case == "inf_bias":
+        model = LinearParams(model.weight, float("inf"))
+    elif case == "bias_beyond_float32":
+        model = LinearParams(model.weight, 1e39)
+    elif case == "nan_scaler_mean":
+        model = LinearParams(model.weight, 1.0, np.array([np.nan, 0.0]), np.array([1.0, 1.0]))
+    else:
+        train_X[1, 0] = np.nan
+    with pytest.raises(PipelineError, match="finite|float32"):
+        tensors = quantize_affine(model, train_X, bits=8, scale_search="mse")
+        # Show what was silently produced, should the call not raise.
+        pytest.fail(f"no PipelineError; produced {tensors}")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("weights", [[1e300], [1e-300], [-1e-300, 1e-301]])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_fit_grid_rejects_weights_whose_scale_float32_cannot_hold(weights, symmetric):
+    with pytest.raises(PipelineError, match="outside float32's range"):
+        fit_grid(np.array(weights), 8, symmetric=symmetric, signed=True)
+
+
+def test_unknown_rounding_scale_search_and_scheme_are_rejected_naming_the_choices():
+    with pytest.raises(PipelineError, match=r"rounding must be one of nearest, truncate; got 'floor'"):
+        quantize(np.ones(2), Grid(8, True, 0.01, 0), rounding="floor")
+    with pytest.raises(PipelineError, match=r"scale_search must be none or mse; got 'grid'"):
+        quantize_affine(LinearParams(np.ones(2), 0.0), np.ones((3, 2)), bits=8, scale_search="grid")
+    with pytest.raises(PipelineError, match=r"scheme must be one of affine, published_a, published_b; got 'float'"):
+        quantize_model(LinearParams(np.ones(2), 0.0), np.ones((3, 2)), bits=8, scheme="float")
+
+
+# --- properties of the grid ---------------------------------------------------------------------
+
+
+@PROPERTY
+@given(weights=weight_arrays, bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
+def test_fitted_grid_has_float32_scale_and_expected_zero_point(weights, bits, symmetric, signed):
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+    assert grid.scale > 0 and float(np.float32(grid.scale)) == grid.scale
+    assert grid.qmin <= grid.zero_point <= grid.qmax
+    if symmetric:
+        assert grid.zero_point == (0 if signed else 2 ** (bits - 1))
+
+
+@PROPERTY
+@given(weights=weight_arrays, bits=bit_widths, signed=st.booleans())
+def test_symmetric_grid_represents_plus_and_minus_max_abs_weight(weights, bits, signed):
+    """±max|w| land on the end codes of the symmetric range and come back exactly, up to the
+    float32 rounding of the scale (relative 2^-24)."""
+    largest = float(np.max(np.abs(weights)))
+    grid = fit_grid(weights, bits, symmetric=True, signed=signed)
+    ends = np.array([-largest, largest])
+    codes = quantize(ends, grid)
+    if largest == 0:
+        assert np.all(codes == grid.zero_point)
+    else:
+        half = 2 ** (bits - 1) - 1
+        np.testing.assert_array_equal(codes.astype(int) - grid.zero_point, [-half, half])
+    np.testing.assert_allclose(dequantize(codes, grid), ends, rtol=FLOAT32_RTOL, atol=0)
+
+
+@PROPERTY
+@given(grid=grids(), fractions=fractions, rounding=roundings)
+def test_codes_have_the_storage_dtype_and_stay_in_the_integer_range(grid, fractions, rounding):
+    low, high = grid_range(grid)
+    span = max(high - low, 1.0)
+    # Values in range and far outside it, on both sides.
+    values = np.concatenate([values_in_range(grid, fractions), [low - 10 * span, high + 10 * span, 1e6, -1e6]])
+    codes = quantize(values, grid, rounding)
+    assert codes.dtype == storage_dtype(grid.bits, grid.signed)
+    qmin, qmax = integer_range(grid.bits, grid.signed)
+    assert codes.min() >= qmin and codes.max() <= qmax
+
+
+@PROPERTY
+@given(grid=grids(), fractions=fractions)
+def test_round_trip_is_within_half_a_step_in_range(grid, fractions):
+    values = values_in_range(grid, fractions)
+    error = np.abs(dequantize(quantize(values, grid), grid) - values)
+    assert np.all(error <= 0.5 * grid.scale * (1 + SLACK)), f"max error {error.max() / grid.scale} steps"
+
+
+@PROPERTY
+@given(weights=weight_arrays, bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
+def test_weights_a_grid_was_fitted_to_come_back_within_half_a_step(weights, bits, symmetric, signed):
+    """The fitted grid covers its own weights. An asymmetric grid's zero point is rounded to a
+    code, which can push one end of [min, max] up to half a step outside the range: clipping then
+    costs at most half a step, plus the float32 rounding of the scale over the (2^b - 1)-step span."""
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+    error = np.abs(dequantize(quantize(weights, grid), grid) - weights)
+    span_steps = grid.qmax - grid.qmin
+    bound = grid.scale * (0.5 + span_steps * FLOAT32_EPS) * (1 + SLACK)
+    assert np.all(error <= bound), f"max error {error.max() / grid.scale} steps"
+
+
+@PROPERTY
+@given(grid=grids(), distances=hnp.arrays(np.float64, st.integers(1, 10), elements=st.floats(0.0, 1e6)))
+def test_values_outside_the_range_clip_to_the_end_codes(grid, distances):
+    low, high = grid_range(grid)
+    step = grid.scale
+    for rounding in ("nearest", "truncate"):
+        # More than one step beyond either end: no rounding can bring them back inside.
+        assert np.all(quantize(high + step + distances, grid, rounding) == grid.qmax)
+        assert np.all(quantize(low - step - distances, grid, rounding) == grid.qmin)
+
+
+@PROPERTY
+@given(grid=grids(), data=st.data())
+def test_grid_points_are_exact(grid, data):
+    """codes -> dequantize -> quantize gives back the codes, and a grid point's value survives
+    quantize -> dequantize bit for bit, under either rounding."""
+    codes = np.array(data.draw(st.lists(st.integers(grid.qmin, grid.qmax), min_size=1, max_size=20)), dtype=grid.dtype)
+    codes = np.concatenate([codes, np.array([grid.qmin, grid.qmax, grid.zero_point], dtype=grid.dtype)])
+    values = dequantize(codes, grid)
+    for rounding in ("nearest", "truncate"):
+        np.testing.assert_array_equal(quantize(values, grid, rounding), codes)
+        np.testing.assert_array_equal(dequantize(quantize(values, grid, rounding), grid), values)
+
+
+@PROPERTY
+@given(grid=grids(), values=hnp.arrays(np.float64, st.integers(2, 20), elements=st.floats(-1e6, 1e6, allow_subnormal=False)))
+def test_quantize_is_monotone(grid, values):
+    values = np.sort(values)
+    for rounding in ("nearest", "truncate"):
+        codes = quantize(values, grid, rounding).astype(np.int64)
+        assert np.all(np.diff(codes) >= 0), f"{rounding}: {values} -> {codes}"
+
+
+@PROPERTY
+@given(grid=grids(), fractions=fractions)
+def test_truncation_moves_toward_zero_by_less_than_one_step(grid, fractions):
+    values = values_in_range(grid, fractions)
+    restored = dequantize(quantize(values, grid, "truncate"), grid)
+    assert np.all(np.abs(restored) <= np.abs(values)), "truncation moved a value away from zero"
+    assert np.all((restored == 0) | (np.sign(restored) == np.sign(values)))
+    assert np.all(np.abs(values - restored) < grid.scale * (1 + SLACK))
+
+
+@PROPERTY
+@given(bits=bit_widths, symmetric=st.booleans(), signed=st.booleans(), size=st.integers(1, 12), rounding=roundings)
+def test_all_zero_weights_round_trip_exactly(bits, symmetric, signed, size, rounding):
+    weights = np.zeros(size)
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+    assert grid.scale == 1.0  # documented: all-zero tensors get scale 1
+    restored = dequantize(quantize(weights, grid, rounding), grid)
+    np.testing.assert_array_equal(restored, weights)
+
+
+@PROPERTY
+@given(value=weight_values, size=st.integers(1, 12), bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
+def test_constant_and_single_element_weights_come_back_within_half_a_step(value, size, bits, symmetric, signed):
+    weights = np.full(size, value)
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+    restored = dequantize(quantize(weights, grid), grid)
+    assert np.all(restored == restored[0]), "equal weights got different codes"
+    assert np.all(np.abs(restored - weights) <= 0.5 * grid.scale * (1 + SLACK))
+    # A constant lands on an end of its own range: it is represented up to the float32 scale.
+    np.testing.assert_allclose(restored, weights, rtol=FLOAT32_RTOL, atol=0)
+
+
+# --- quantize_affine: bias correction, scale search, payload ------------------------------------
+
+
+def raw_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
+    """A random unstandardized model over features with large means, up to 1e4."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(0, 4, n_features)
+    X = means + rng.normal(size=(n_rows, n_features)) * np.abs(means) * rng.uniform(0.05, 0.5, n_features)
+    weight = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(-4, 0, n_features)
+    return LinearParams(weight, float(rng.normal(scale=10))), X
+
+
+def standardized_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
+    raw, X = raw_problem(seed, n_features, n_rows)
+    return raw.restandardized(X.mean(axis=0), X.std(axis=0)), X
+
+
+def housing_like_problem() -> tuple[LinearParams, np.ndarray]:
+    """An unstandardized model shaped like California Housing's (weights from 1e-6 to 0.8,
+    feature means up to ~1400, Latitude/Longitude far from 0): the case where a weight's
+    rounding error times its feature's mean shifts every prediction."""
+    rng = np.random.default_rng(42)
+    means = np.array([3.9, 28.6, 5.4, 1.1, 1425.0, 3.1, 35.6, -119.6])
+    stds = np.array([1.9, 12.6, 2.5, 0.5, 1132.0, 10.0, 2.1, 2.0])
+    X = means + rng.normal(size=(2000, 8)) * stds
+    weight = np.array([0.45, 0.0097, -0.12, 0.78, -2.0e-6, -0.0035, -0.42, -0.43])
+    return LinearParams(weight, -37.0), X
+
+
+def float32_bias_error(*tensors: dict) -> float:
+    """The largest rounding error of a float32-stored bias among ``tensors``: |b| * 2^-24."""
+    return max(abs(float(t["bias"][0])) for t in tensors) * FLOAT32_EPS
+
+
+def test_bias_correction_removes_the_mean_prediction_error_on_a_raw_model():
+    model, X = housing_like_problem()
+    float_pred = model.predict(X)
+    errors, tolerance = {}, 0.0
+    for corrected in (True, False):
+        tensors = quantize_affine(model, X, bits=8, scale_search="none", bias_correction=corrected)
+        errors[corrected] = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
+        tolerance = max(tolerance, 2 * float32_bias_error(tensors) + 1e-12 * float(np.max(np.abs(float_pred))))
+    assert abs(errors[True]) <= tolerance, errors
+    # Without correction the weights' rounding errors times the large feature means shift every
+    # prediction: the mean error is many times the float32 noise.
+    assert abs(errors[False]) > 1e3 * tolerance, errors
+
+
+@AFFINE_PROPERTY
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    standardized=st.booleans(),
+    bits=bit_widths,
+    symmetric=st.booleans(),
+    signed=st.booleans(),
+    rounding=roundings,
+    scale_search=st.sampled_from(["none", "mse"]),
+)
+def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
+    seed, standardized, bits, symmetric, signed, rounding, scale_search
+):
+    model, X = (standardized_problem if standardized else raw_problem)(seed)
+    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, scale_search=scale_search)
+    tensors = quantize_affine(model, X, bits=bits, bias_correction=True, **options)
+    float_pred = model.predict(X)
+    mean_error = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
+    # float32 bias rounding, plus float64 noise on predictions of this magnitude
+    tolerance = 2 * float32_bias_error(tensors) + 1e-11 * float(np.max(np.abs(float_pred)))
+    assert abs(mean_error) <= tolerance
+
+
+@AFFINE_PROPERTY
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    standardized=st.booleans(),
+    bits=bit_widths,
+    symmetric=st.booleans(),
+    signed=st.booleans(),
+    rounding=roundings,
+    bias_correction=st.booleans(),
+)
+def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
+    seed, standardized, bits, symmetric, signed, rounding, bias_correction
+):
+    """The search minimises the exact expected squared error of the weights (and keeps the
+    max-|w| scale among its candidates); the measured error adds only the float32 rounding of
+    the stored bias, delta, which can move it by at most 2 delta rms + delta^2 either way."""
+    model, X = (standardized_problem if standardized else raw_problem)(seed)
+    options = dict(bits=bits, symmetric=symmetric, signed=signed, rounding=rounding, bias_correction=bias_correction)
+    float_pred = model.predict(X)
+    found = {}
+    for search in ("none", "mse"):
+        tensors = quantize_affine(model, X, scale_search=search, **options)
+        found[search] = (float(np.mean((dequantize_model(tensors, "affine").predict(X) - float_pred) ** 2)), tensors)
+    (mse_none, none_tensors), (mse_search, search_tensors) = found["none"], found["mse"]
+    # float32 bias rounding, plus float64 noise on predictions of this magnitude
+    delta = float32_bias_error(none_tensors, search_tensors) + 1e-14 * float(np.max(np.abs(float_pred)))
+    tolerance = 4 * delta * np.sqrt(mse_none) + delta**2 + 1e-9 * mse_none
+    assert mse_search <= mse_none + tolerance, (mse_search, mse_none)
+
+
+def test_mse_scale_search_strictly_improves_a_raw_8_bit_model():
+    """The search is not a no-op: on a raw model it finds a better scale than max|w|."""
+    model, X = housing_like_problem()
+    float_pred = model.predict(X)
+    mse = {}
+    for search in ("none", "mse"):
+        quantized = dequantize_model(quantize_affine(model, X, bits=8, scale_search=search), "affine")
+        mse[search] = float(np.mean((quantized.predict(X) - float_pred) ** 2))
+    assert mse["mse"] < 0.9 * mse["none"], mse
+
+
+@pytest.mark.parametrize("bits", ALL_BITS)
+@pytest.mark.parametrize("standardized", [True, False])
+def test_payload_bytes_counts_every_tensor(bits, standardized):
+    model, X = (standardized_problem if standardized else raw_problem)(seed=1, n_features=8)
+    tensors = quantize_affine(model, X, bits=bits, scale_search="none")
+    code_bytes = 1 if bits <= 8 else 2
+    expected = {
+        "weight_q": 8 * code_bytes,  # one code per weight
+        "weight_scale": 4,  # float32
+        "weight_zero_point": code_bytes,  # in the codes' type
+        "bias": 4,  # float32
+    }
+    if standardized:
+        expected |= {"input_mean": 8 * 4, "input_scale": 8 * 4}  # the scaler, float32
+    assert {name: array.nbytes for name, array in tensors.items()} == expected
+    assert payload_bytes(tensors) == sum(expected.values())
+
+
+def test_payload_bytes_sums_arbitrary_tensors():
+    tensors = {"a": np.zeros(3, np.float32), "b": np.zeros(2, np.int16), "c": np.zeros(5, np.uint8), "d": np.zeros(1, np.float64)}
+    assert payload_bytes(tensors) == 12 + 4 + 5 + 8
+
+
+@pytest.mark.parametrize("bits, ratio", [(8, 8), (16, 4)])
+def test_quantized_weights_are_an_eighth_or_a_quarter_of_float64(bits, ratio):
+    model, X = standardized_problem(seed=2, n_features=8)
+    quantized = quantize_affine(model, X, bits=bits)
+    float_weight = float_tensors(model)["weight"]
+    assert float_weight.dtype == np.float64
+    assert quantized["weight_q"].nbytes * ratio == float_weight.nbytes
+
+
+# --- the published schemes' arithmetic (their real-data figures: test_quantization_real.py) -----
+
+
+def test_published_a_clips_negatives_to_zero_rounds_half_to_even_and_saturates_at_255():
+    # 0.005, 0.015, 0.025 are 0.5, 1.5, 2.5 steps exactly in float64: numpy's round goes to even
+    model = LinearParams(np.array([-0.5, 0.004, 0.005, 0.015, 0.025, 1.234, 2.55, 3.0]), -37.0)
+    tensors = quantize_published_a(model, bits=8)
+    expected = [0, 0, 0, 2, 2, 123, 255, 255]
+    np.testing.assert_array_equal(tensors["weight_q"], expected)
+    assert tensors["weight_q"].dtype == np.uint8
+    assert tensors["bias_q"][0] == 0  # the intercept -37 is negative: lost
+    restored = dequantize_model(tensors, "published_a")
+    # dequantized in float32: code (float32) times 0.01 (float32)
+    np.testing.assert_array_equal(restored.weight, (np.array(expected, np.float32) * np.float32(0.01)).astype(np.float64))
+    assert restored.bias == 0.0
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_published_b_truncates_the_largest_weight_to_top_minus_one_and_keeps_the_intercept(bits):
+    model = LinearParams(np.array([-1.0, 0.0, 0.3, 2.0]), -37.02)
+    tensors = quantize_published_b(model, bits=bits)
+    codes = tensors["weight_q"]
+    assert codes.dtype == (np.uint8 if bits == 8 else np.uint16)
+    assert codes[0] == 0 and codes[-1] == 2**bits - 2
+    assert tensors["bias_q"][0] == 0
+    assert dequantize_model(tensors, "published_b").bias == -37.02
