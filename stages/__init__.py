@@ -1,7 +1,6 @@
 """housing-mlops: the stage code run by dvc.yaml, and the numpy-only core the predictor reuses."""
 
 import os
-import platform
 
 
 def _pin_blas_kernels() -> None:
@@ -13,9 +12,9 @@ def _pin_blas_kernels() -> None:
     every x86-64 CPU with AVX2 and FMA, so we pin them, before numpy loads OpenBLAS. A choice
     already in the environment wins (some machines set it to avoid a broken kernel).
     """
-    if "OPENBLAS_CORETYPE" in os.environ or platform.machine() not in ("x86_64", "AMD64"):
+    if "OPENBLAS_CORETYPE" in os.environ:
         return
-    try:
+    try:  # Linux; the "flags" line (x86 only) lists avx2 and fma on CPUs the kernels run on
         with open("/proc/cpuinfo") as cpuinfo:
             flags = set(next((line for line in cpuinfo if line.startswith("flags")), "").split())
     except OSError:

