@@ -164,9 +164,11 @@ def parse_block(block: bytes, n_columns: int) -> tuple[np.ndarray, np.ndarray] |
     # (garbage in frac_digits only where unread; capped so that it stays a valid index)
     if len(dots) == len(ends) and (dot_at >= starts).all() and (dot_at <= ends).all():
         frac_digits = np.minimum(ends - dot_at, MAX_DIGITS)  # the usual case: one dot per field
+        unread |= negative & (dot_at == starts)  # '.-5': the dot stood before the sign
     else:
         owner = np.searchsorted(ends, dot_at)
         unread[owner[1:][np.diff(owner) == 0]] = True  # two dots in one field
+        unread[owner[negative[owner] & (dot_at == starts[owner])]] = True  # '.-5'
         frac_digits = np.zeros(len(ends), dtype=np.int64)
         frac_digits[owner] = np.minimum(ends[owner] - dot_at, MAX_DIGITS)
 

@@ -73,6 +73,8 @@ decimal_texts = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(decimal_texts, min_size=1, max_size=60), st.sampled_from([1, 3, 8]))
 @example(["9007199254740993", "9007199254740995", "9007199254740993.0", "900719925474099.35", "0.30000000000000004"], 1)
+@example([".-0", "1", ".-5", "-.5", "2"], 1)  # a dot before the sign: not a number
+@example([".-0", "-.5", "1."], 3)
 @example(
     [
         "0",
