@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +64,7 @@ def content_digest(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> 
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class SavedModel:
+class SavedModel(NamedTuple):
     tensors: dict[str, np.ndarray]
     scheme: str  # 'float' or a quantization scheme
     bits: int  # 64 for the float model

@@ -7,13 +7,14 @@ optional; without it the model is ``X @ weight + bias``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class LinearParams:
+# Records here are NamedTuples, not dataclasses: as immutable, and cheaper to define at import,
+# which counts in the predictor's start-up (it imports this module, quantization and artifacts).
+class LinearParams(NamedTuple):
     weight: np.ndarray  # (n_features,) float64
     bias: float
     input_mean: np.ndarray | None = None  # (n_features,) float64, or None without a scaler

@@ -11,7 +11,7 @@ counts every one of them, since inference needs them all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,8 +58,7 @@ def integer_range(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-@dataclass(frozen=True)
-class Grid:
+class Grid(NamedTuple):
     """The affine grid of one tensor: ``value = (code - zero_point) * scale``."""
 
     bits: int
