@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,7 +85,15 @@ def save_model(path: Path, tensors: dict[str, np.ndarray], *, scheme: str, bits:
     write_atomic(path, safetensors_bytes(tensors, metadata))
 
 
-_SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "int8": "I8", "uint8": "U8", "int16": "I16", "uint16": "U16", "int32": "I32"}
+_SAFETENSORS_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "int8": "I8",
+    "uint8": "U8",
+    "int16": "I16",
+    "uint16": "U16",
+    "int32": "I32",
+}
 
 
 def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
@@ -101,7 +109,11 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) 
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
         blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _SAFETENSORS_DTYPES[array.dtype.name], "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
         blobs.append(blob)
         offset += len(blob)
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()

@@ -67,12 +67,16 @@ def weight_table(float_model, saved: SavedModel) -> dict:
     codes = saved.tensors["weight_q"].tolist()
     rows = [
         {"feature": feature, "float": float(f), "code": int(c), "dequantized": float(d), "error": float(d - f)}
-        for feature, f, c, d in zip(saved.features, reference.weight, codes, model.weight)
+        for feature, f, c, d in zip(saved.features, reference.weight, codes, model.weight, strict=True)
     ]
     bias = {"float": reference.bias, "dequantized": model.bias, "error": model.bias - reference.bias}
     if "bias_q" in saved.tensors:
         bias["code"] = int(saved.tensors["bias_q"][0])
-    grid = {name: saved.tensors[name].tolist()[0] for name in sorted(saved.tensors) if name.startswith("weight_") and name != "weight_q"}
+    grid = {
+        name: saved.tensors[name].tolist()[0]
+        for name in sorted(saved.tensors)
+        if name.startswith("weight_") and name != "weight_q"
+    }
     return {"scheme": saved.scheme, "bits": saved.bits, "grid": grid, "weights": rows, "bias": bias}
 
 
@@ -99,7 +103,9 @@ def main() -> None:
     predictions = {name: model.predict(X) for name, model in models.items()}
 
     write_json(paths.EVALUATE_METRICS, model_metrics(y, predictions, saved))
-    write_json(paths.WEIGHTS_TABLE, {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"})
+    write_json(
+        paths.WEIGHTS_TABLE, {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
+    )
     for name, pred in predictions.items():
         write_atomic(paths.plot_file(name), csv_text(["actual", "predicted", "residual"], [y, pred, y - pred]))
     rows = selfcheck_rows(predictions, params.selfcheck_rows)

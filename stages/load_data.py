@@ -50,7 +50,9 @@ def validate(X: np.ndarray, y: np.ndarray, feature_names: list[str]) -> None:
     if list(feature_names) != list(FEATURES):
         raise PipelineError(f"California Housing features must be {', '.join(FEATURES)}; got {', '.join(feature_names)}")
     if X.shape != (EXPECTED_ROWS, len(FEATURES)) or y.shape != (EXPECTED_ROWS,):
-        raise PipelineError(f"California Housing must have {EXPECTED_ROWS} rows of {len(FEATURES)} features; got {X.shape} and {TARGET} {y.shape}")
+        raise PipelineError(
+            f"California Housing must have {EXPECTED_ROWS} rows of {len(FEATURES)} features; got {X.shape} and {TARGET} {y.shape}"
+        )
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
         raise PipelineError("California Housing has missing or infinite values")
 

@@ -179,11 +179,14 @@ def quantize_affine(
 
     grid = fit_grid(weight, bits, symmetric=symmetric, signed=signed)
     if scale_search == "mse":
+
         def cost(candidate: Grid) -> float:
             error = weight - dequantize(quantize(weight, candidate, rounding), candidate)
             return expected_squared_error(error, mean, second_moment, bias_correction)
 
-        candidates = [fit_grid(weight, bits, symmetric=symmetric, signed=signed, scale=grid.scale * f) for f in SCALE_SEARCH_FACTORS]
+        candidates = [
+            fit_grid(weight, bits, symmetric=symmetric, signed=signed, scale=grid.scale * f) for f in SCALE_SEARCH_FACTORS
+        ]
         grid = min(candidates, key=cost)  # min keeps the first of equals: deterministic
     elif scale_search != "none":
         raise PipelineError(f"scale_search must be none or mse; got {scale_search!r}")
@@ -240,7 +243,9 @@ def quantize_published_b(model: LinearParams, *, bits: int) -> dict[str, np.ndar
     return tensors
 
 
-def quantize_model(model: LinearParams, train_X: np.ndarray, *, bits: int, scheme: str, **affine_options) -> dict[str, np.ndarray]:
+def quantize_model(
+    model: LinearParams, train_X: np.ndarray, *, bits: int, scheme: str, **affine_options
+) -> dict[str, np.ndarray]:
     """The quantized tensors of ``model`` under ``scheme``; affine options apply to 'affine' only."""
     if scheme == "affine":
         return quantize_affine(model, train_X, bits=bits, **affine_options)
@@ -300,6 +305,8 @@ def reference_weights(model: LinearParams, scheme: str) -> LinearParams:
     """The float model in the space ``scheme`` quantizes it in: what each code should stand for."""
     if scheme == "affine":
         if model.standardized:
-            return model.restandardized(model.input_mean.astype(np.float32).astype(np.float64), model.input_scale.astype(np.float32).astype(np.float64))
+            return model.restandardized(
+                model.input_mean.astype(np.float32).astype(np.float64), model.input_scale.astype(np.float32).astype(np.float64)
+            )
         return model
     return model.raw()

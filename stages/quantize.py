@@ -1,6 +1,6 @@
 """Stages quantize-8 and quantize-16: one code path, the bit width an argument.
 
-    python -m stages.quantize --bits 8    # reads params quantize.q8, writes models/q8.safetensors
+python -m stages.quantize --bits 8    # reads params quantize.q8, writes models/q8.safetensors
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from stages.quantization import MAX_BITS, MIN_BITS, dequantize_model, quantize_m
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bits", type=int, required=True, choices=range(MIN_BITS, MAX_BITS + 1), metavar=f"{{{MIN_BITS}..{MAX_BITS}}}")
+    parser.add_argument(
+        "--bits", type=int, required=True, choices=range(MIN_BITS, MAX_BITS + 1), metavar=f"{{{MIN_BITS}..{MAX_BITS}}}"
+    )
     bits = parser.parse_args().bits
     name = f"q{bits}"
     params = quantize_params(name)

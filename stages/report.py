@@ -17,7 +17,11 @@ from stages.errors import run_guarded
 # published_a and published_b (tests/test_quantization_real.py checks them); the PyTorch and ONNX
 # Runtime rows are quoted, not re-run by this pipeline.
 PUBLISHED = [
-    ("published write-up A: uint8, fixed scale 0.01, negatives clipped to 0, intercept too (`scheme: published_a`)", "−0.193525", "0.769"),
+    (
+        "published write-up A: uint8, fixed scale 0.01, negatives clipped to 0, intercept too (`scheme: published_a`)",
+        "−0.193525",
+        "0.769",
+    ),
     ("published write-up B: min/max uint8 per array, truncation (`scheme: published_b`)", "−46.732184", "47.3"),
     ("published write-up B at 16 bits (`scheme: published_b`)", "0.575183", "0.00060"),
     ("PyTorch `quantize_dynamic`, qint8", "−213", "214"),
@@ -78,9 +82,15 @@ def render(evaluation: dict, weights: dict) -> str:
             "| weight | float | code | dequantized | error |",
             "|---|---|---|---|---|",
         ]
-        lines += [f"| {row['feature']} | {row['float']:.9g} | {row['code']} | {row['dequantized']:.9g} | {row['error']:.3g} |" for row in table["weights"]]
+        lines += [
+            f"| {row['feature']} | {row['float']:.9g} | {row['code']} | {row['dequantized']:.9g} | {row['error']:.3g} |"
+            for row in table["weights"]
+        ]
         bias = table["bias"]
-        lines += [f"| bias | {bias['float']:.9g} | {bias.get('code', 'float32')} | {bias['dequantized']:.9g} | {bias['error']:.3g} |", ""]
+        lines += [
+            f"| bias | {bias['float']:.9g} | {bias.get('code', 'float32')} | {bias['dequantized']:.9g} | {bias['error']:.3g} |",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -57,7 +57,9 @@ def main() -> None:
     joblib.dump(estimator, buffer)
     write_atomic(paths.SKLEARN_MODEL, buffer.getvalue())
     model = linear_params(estimator)
-    save_model(paths.model_file("float"), float_tensors(model), scheme="float", bits=64, features=list(FEATURES), params=provenance)
+    save_model(
+        paths.model_file("float"), float_tensors(model), scheme="float", bits=64, features=list(FEATURES), params=provenance
+    )
     write_json(paths.TRAIN_METRICS, fit_metrics(y, estimator.predict(X)))
 
 

@@ -25,7 +25,9 @@ def run(args: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.
     """Run a command, capturing text output; on an unexpected failure show what it printed."""
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
     return result
 
 

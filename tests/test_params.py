@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run
 from stages import params
 from stages.errors import PipelineError
+
+from conftest import REPO, run
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 
@@ -122,4 +123,7 @@ def test_quantize_stage_rejects_bad_scheme(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = run([sys.executable, "-m", "stages.quantize", "--bits", "8"], cwd=tmp_path, check=False, env=env)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: params.yaml: quantize.q8.scheme must be one of affine, published_a, published_b; got 'published_c'"
+    assert (
+        result.stderr.strip()
+        == "error: params.yaml: quantize.q8.scheme must be one of affine, published_a, published_b; got 'published_c'"
+    )

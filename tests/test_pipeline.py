@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run
 from stages import paths
+
+from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
 STAGES = ["load-data", "train", "quantize-8", "quantize-16", "evaluate"]
@@ -131,7 +132,10 @@ def test_bad_param_stops_dvc_repro_and_keeps_what_was_built(work_repo):
     set_param(work_repo, "load_data.test_size", 1.5)
     result = run([*DVC, "repro"], cwd=work_repo, check=False)
     assert result.returncode != 0
-    assert "error: params.yaml: load_data.test_size must be a number strictly between 0 and 1, got 1.5" in result.stderr + result.stdout
+    assert (
+        "error: params.yaml: load_data.test_size must be a number strictly between 0 and 1, got 1.5"
+        in result.stderr + result.stdout
+    )
     assert {p: (work_repo / p).read_bytes() for p in before} == before
 
 

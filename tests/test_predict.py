@@ -21,11 +21,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, run
 from stages import predict
 from stages.artifacts import load_model
 from stages.errors import PipelineError
 from stages.quantization import dequantize_model
+
+from conftest import REPO, run
 
 FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
 HEADER = ",".join(FEATURES)

@@ -38,7 +38,7 @@ def test_results_table_matches_metrics():
     table = results_table()
     assert set(table) == {"float", "q8", "q16"}
     for name, cells in table.items():
-        for key, cell in zip(COLUMNS, cells):
+        for key, cell in zip(COLUMNS, cells, strict=True):
             if cell == "—":
                 assert key not in metrics[name]
                 continue

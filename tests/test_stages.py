@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load as safetensors_load
 
-from conftest import REPO, run
 from stages import artifacts, evaluate, load_data, train
 from stages.dataset import FEATURES, TARGET, read_split, write_split
 from stages.errors import PipelineError
 from stages.linear import LinearParams
 from stages.params import LoadDataParams, TrainParams
 from stages.quantization import dequantize_model, float_tensors, quantize_model
+
+from conftest import REPO, run
 
 
 @pytest.fixture(scope="module")
@@ -236,10 +237,18 @@ def test_model_file_round_trips_and_is_deterministic(tmp_path, model_tensors):
     path = tmp_path / "q8.safetensors"
     artifacts.save_model(path, model_tensors, scheme="affine", bits=8, features=["a", "b"], params={"k": 1})
     first = path.read_bytes()
-    artifacts.save_model(path, dict(reversed(model_tensors.items())), scheme="affine", bits=8, features=["a", "b"], params={"k": 1})
+    artifacts.save_model(
+        path, dict(reversed(model_tensors.items())), scheme="affine", bits=8, features=["a", "b"], params={"k": 1}
+    )
     assert path.read_bytes() == first
     loaded = artifacts.load_model(path)
-    assert (loaded.scheme, loaded.bits, loaded.features, loaded.params, loaded.file_bytes) == ("affine", 8, ["a", "b"], {"k": 1}, len(first))
+    assert (loaded.scheme, loaded.bits, loaded.features, loaded.params, loaded.file_bytes) == (
+        "affine",
+        8,
+        ["a", "b"],
+        {"k": 1},
+        len(first),
+    )
     for name, array in model_tensors.items():
         assert loaded.tensors[name].dtype == array.dtype and np.array_equal(loaded.tensors[name], array)
     # The safetensors library itself reads what we wrote.

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run
 from stages.dataset import FEATURES
+
+from conftest import REPO, run
 
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
@@ -555,14 +556,14 @@ def test_a_file_missing_on_either_side_fails(compare):
 
 # --- the gate and the report in a small git+DVC repo -----------------------------------------------
 
-MAKE = '''import json, os, pathlib, yaml
+MAKE = """import json, os, pathlib, yaml
 value = yaml.safe_load(open("params.yaml"))["make"]["value"] * (1 + float(os.environ.get("PERTURB", "0")))
 for folder in ("metrics", "reports", "data"):
     pathlib.Path(folder).mkdir(exist_ok=True)
 pathlib.Path("metrics/m.json").write_text(json.dumps({"score": value / 3, "rows": 3}, indent=2) + "\\n")
 pathlib.Path("reports/r.md").write_text(f"# Report\\n\\nscore {value / 3:.6f} on 3 rows\\n")
 pathlib.Path("data/out.txt").write_text(repr(value / 3) + "\\n")
-'''
+"""
 TOY_DVC_YAML = """stages:
   make:
     cmd: python make.py
