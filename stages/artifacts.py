@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -21,21 +23,33 @@ from stages.errors import PipelineError
 MODEL_FORMAT = "housing-mlops/linear-v1"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file and a rename: a reader (or a crash) never
-    sees a half-written file, and what was there survives a failed write."""
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` only if the ``with`` block succeeds: written to a temp
+    file beside it, then renamed. A reader (or a crash) never sees a half-written file, and what
+    was there survives a failed write. The new file gets the usual mode (umask), not mkstemp's 0600.
+    """
     import tempfile  # here, not at the top: the predictor's start-up rarely needs it
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
+            yield temp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (creating its folder) through ``replacing``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as temp:
+        temp.write(data)
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -40,7 +40,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from stages import paths  # noqa: E402
-from stages.artifacts import SavedModel, load_model, read_json  # noqa: E402
+from stages.artifacts import SavedModel, load_model, read_json, replacing  # noqa: E402
 from stages.errors import PipelineError, run_guarded  # noqa: E402
 from stages.linear import LinearParams  # noqa: E402
 from stages.quantization import dequantize_model  # noqa: E402
@@ -359,32 +359,17 @@ def format_predictions(predictions: np.ndarray) -> bytes:
 
 @contextmanager
 def open_output(path: str | None) -> Iterator[io.BufferedIOBase]:
-    """stdout, or a temp file next to ``path`` renamed onto it only when the caller succeeds: a
-    failed run leaves no half-written file and does not clobber the one that was there."""
+    """stdout, or a file that replaces ``path`` only when the caller succeeds (artifacts.replacing):
+    a failed run leaves no half-written file and does not clobber the one that was there."""
     if path in (None, "-"):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    import tempfile  # here, not at the top: it costs start-up time, and most runs write to stdout
-
-    target = Path(path)
     try:
-        handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as error:
-        raise PipelineError(f"output {path} cannot be written: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
+        with replacing(Path(path)) as stream:
             yield stream
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)  # mkstemp makes it 0600; give the file the usual mode
-        os.replace(temp_name, target)
-    except OSError as error:  # a write, or the rename (input errors arrive as PipelineError)
-        Path(temp_name).unlink(missing_ok=True)
+    except OSError as error:  # creating, writing or renaming (input errors arrive as PipelineError)
         raise PipelineError(f"output {path} cannot be written: {error.strerror or error}") from None
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
