@@ -1,7 +1,7 @@
 """The train/test split files: CSV with a header of the feature names and the target.
 
-Numbers are written with ``repr``, the shortest text that reads back as the same float64, so the
-split round-trips exactly and stays readable.
+Numbers are written with ``repr`` (``write_csv``, also used for evaluate's plot data and selfcheck
+sample), the shortest text that reads back as the same float64: exact, and readable.
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOcc
 TARGET = "MedHouseVal"
 
 
+def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
+    """CSV of ``columns`` (each (n_rows,) or (n_rows, k)) under ``header``, numbers as ``repr``:
+    the shortest text that reads back as the same float64."""
+    rows = (",".join(map(repr, row)) for row in np.column_stack(columns).tolist())
+    write_atomic(path, ("\n".join((",".join(header), *rows)) + "\n").encode())
+
+
 def write_split(path: Path, X: np.ndarray, y: np.ndarray) -> None:
-    header = ",".join((*FEATURES, TARGET))
-    rows = (",".join(map(repr, row)) for row in np.column_stack([X, y]).tolist())
-    write_atomic(path, ("\n".join((header, *rows)) + "\n").encode())
+    write_csv(path, [*FEATURES, TARGET], [X, y])
 
 
 def read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from stages import paths
-from stages.artifacts import SavedModel, load_model, write_atomic, write_json
-from stages.dataset import read_split
+from stages.artifacts import SavedModel, load_model, write_json
+from stages.dataset import read_split, write_csv
 from stages.errors import run_guarded
 from stages.params import evaluate_params
 from stages.quantization import dequantize_model, payload_bytes, reference_weights
@@ -89,12 +89,6 @@ def selfcheck_rows(predictions: dict[str, np.ndarray], count: int) -> np.ndarray
     return np.unique(np.concatenate([spread, worst]))
 
 
-def csv_text(header: list[str], columns: list[np.ndarray]) -> bytes:
-    """CSV with ``repr`` numbers: the shortest text that reads back as the same float64."""
-    rows = (",".join(map(repr, row)) for row in np.column_stack(columns).tolist())
-    return ("\n".join((",".join(header), *rows)) + "\n").encode()
-
-
 def main() -> None:
     params = evaluate_params()
     X, y = read_split(paths.TEST_CSV)
@@ -107,10 +101,10 @@ def main() -> None:
         paths.WEIGHTS_TABLE, {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
     )
     for name, pred in predictions.items():
-        write_atomic(paths.plot_file(name), csv_text(["actual", "predicted", "residual"], [y, pred, y - pred]))
+        write_csv(paths.plot_file(name), ["actual", "predicted", "residual"], [y, pred, y - pred])
     rows = selfcheck_rows(predictions, params.selfcheck_rows)
     features = saved["float"].features
-    write_atomic(paths.SELFCHECK_CSV, csv_text([*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())]))
+    write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])
     write_report()  # in this process: a second stage command would pay Python's start-up again
 
 
