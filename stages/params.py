@@ -14,10 +14,7 @@ import yaml
 
 from stages.errors import PipelineError
 from stages.paths import PARAMS
-
-SCHEMES = ("affine", "published_a", "published_b")
-ROUNDINGS = ("nearest", "truncate")
-SCALE_SEARCHES = ("none", "mse")
+from stages.quantization import ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the choices the core accepts
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from stages.linear import LinearParams
 MIN_BITS, MAX_BITS = 2, 16
 SCHEMES = ("affine", "published_a", "published_b")
 ROUNDINGS = ("nearest", "truncate")
+SCALE_SEARCHES = ("none", "mse")
 PUBLISHED_A_SCALE = 0.01  # write-up A's fixed step
 PUBLISHED_B_EPSILON = 1e-8  # write-up B's guard against max == min
 # scale_search "mse" tries the max-|w| scale times these factors: below 1 clips the largest
@@ -189,7 +190,7 @@ def quantize_affine(
         ]
         grid = min(candidates, key=cost)  # min keeps the first of equals: deterministic
     elif scale_search != "none":
-        raise PipelineError(f"scale_search must be none or mse; got {scale_search!r}")
+        raise PipelineError(f"scale_search must be {' or '.join(SCALE_SEARCHES)}; got {scale_search!r}")
 
     codes = quantize(weight, grid, rounding)
     bias = model.bias
