@@ -18,13 +18,13 @@ RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runti
     && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && rm requirements-runtime.txt prune_runtime.sh
 
-# The predictor and the modules it imports (they import numpy and safetensors only), and the
+# The predictor package, whole (it imports numpy and safetensors only), and the
 # artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked against.
-COPY stages/__init__.py stages/errors.py stages/paths.py stages/linear.py stages/quantization.py stages/artifacts.py stages/predict.py stages/
+COPY housing_predictor/ housing_predictor/
 COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/selfcheck.csv models/
 COPY metrics/evaluate.json metrics/
 # Compiled once here: the runtime user cannot write __pycache__, and compiling at every start is slow.
-RUN python -m compileall -q stages
+RUN python -m compileall -q housing_predictor
 
 # Last, so that a new commit rebuilds only these layers.
 ARG REVISION=unknown
@@ -41,5 +41,5 @@ ENV GIT_COMMIT="${REVISION}" \
 
 # Not root: a numeric uid needs no user database, and orchestrators can verify it (runAsNonRoot).
 USER 10001:10001
-ENTRYPOINT ["python", "-m", "stages.predict"]
+ENTRYPOINT ["python", "-m", "housing_predictor"]
 CMD ["selfcheck"]

@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import paths, predict  # noqa: E402
+from housing_predictor import paths, predict  # noqa: E402
 
 FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
 BASELINE = """
@@ -112,7 +112,7 @@ def predict_command(app: Path, model: str, source: Path, target: Path) -> list[s
     return [
         sys.executable,
         "-m",
-        "stages.predict",
+        "housing_predictor",
         "--models-dir",
         str(app / "models"),
         "--metrics",

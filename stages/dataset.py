@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.artifacts import write_atomic
-from stages.errors import PipelineError
+from housing_predictor.artifacts import write_atomic
+from housing_predictor.errors import PipelineError
 
 FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 TARGET = "MedHouseVal"

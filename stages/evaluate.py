@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages import paths
-from stages.artifacts import SavedModel, load_model, write_json
+from housing_predictor import paths
+from housing_predictor.artifacts import SavedModel, load_model, write_json
+from housing_predictor.errors import run_guarded
+from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages.dataset import read_split, write_csv
-from stages.errors import run_guarded
 from stages.params import evaluate_params
-from stages.quantization import dequantize_model, payload_bytes, reference_weights
 from stages.report import write_report
 
 

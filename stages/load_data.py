@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import paths
+from housing_predictor import paths
+from housing_predictor.errors import PipelineError, run_guarded
 from stages.dataset import FEATURES, TARGET, write_split
-from stages.errors import PipelineError, run_guarded
 from stages.params import LoadDataParams, load_data_params
 
 EXPECTED_ROWS = 20_640

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from stages.errors import PipelineError
-from stages.paths import PARAMS
-from stages.quantization import ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the choices the core accepts
+from housing_predictor.errors import PipelineError
+from housing_predictor.paths import PARAMS
+from housing_predictor.quantization import ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the choices the core accepts
 
 
 @dataclass(frozen=True)

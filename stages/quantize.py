@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from stages import paths
-from stages.artifacts import load_model, save_model
+from housing_predictor import paths
+from housing_predictor.artifacts import load_model, save_model
+from housing_predictor.errors import run_guarded
+from housing_predictor.quantization import MAX_BITS, MIN_BITS, dequantize_model, quantize_model
 from stages.dataset import read_split
-from stages.errors import run_guarded
 from stages.params import quantize_params
-from stages.quantization import MAX_BITS, MIN_BITS, dequantize_model, quantize_model
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ and how the other published methods fared on the same split.
 
 from __future__ import annotations
 
-from stages import paths
-from stages.artifacts import read_json, write_atomic
-from stages.errors import run_guarded
+from housing_predictor import paths
+from housing_predictor.artifacts import read_json, write_atomic
+from housing_predictor.errors import run_guarded
 
 # Other methods, measured on the same data and split (float R² 0.575788) when the project began;
 # see issue "Quantization that keeps the model". Rows A and B are reproducible here as schemes

@@ -8,13 +8,13 @@ import io
 
 import numpy as np
 
-from stages import paths
-from stages.artifacts import save_model, write_atomic, write_json
+from housing_predictor import paths
+from housing_predictor.artifacts import save_model, write_atomic, write_json
+from housing_predictor.errors import run_guarded
+from housing_predictor.linear import LinearParams
+from housing_predictor.quantization import float_tensors
 from stages.dataset import FEATURES, read_split
-from stages.errors import run_guarded
-from stages.linear import LinearParams
 from stages.params import TrainParams, load_data_params, train_params
-from stages.quantization import float_tensors
 
 
 def fit(X: np.ndarray, y: np.ndarray, params: TrainParams):

@@ -74,8 +74,13 @@ def replay(dockerfile: Path, context: Path, root: Path, venv_bin: Path) -> dict:
             assert destination.endswith("/"), f"COPY {args}: copy into a folder"
             target.mkdir(parents=True, exist_ok=True)
             for source in sources:
-                assert not any(c in source for c in "*?["), f"COPY {source}: name files, no wildcards"
-                shutil.copy2(context_file(context, source), target / Path(source).name)
+                assert not any(c in source for c in "*?["), f"COPY {source}: name files or folders, no wildcards"
+                if source.endswith("/"):  # a folder: its contents, as Docker copies them (bytecode is the build's own)
+                    shutil.copytree(
+                        context_file(context, source), target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy2(context_file(context, source), target / Path(source).name)
         elif name == "RUN":
             path = f"{venv_bin}{os.pathsep}/usr/bin{os.pathsep}/bin"
             # as in a build: ARG values are environment variables of RUN, which the shell expands
@@ -104,7 +109,7 @@ def context_file(context: Path, source: str) -> Path:
     """A build-context file: from the freshly built repo (artifacts, and code once committed), else
     from the work tree (code not committed yet, which the fresh repo does not have)."""
     for base in (context, REPO):
-        if (base / source).is_file():
+        if (base / source).is_file() or (source.endswith("/") and (base / source).is_dir()):
             return base / source
     raise AssertionError(f"COPY source {source} is in neither {context} nor {REPO}")
 
@@ -159,7 +164,7 @@ def test_dockerfile_shape():
         assert f"org.opencontainers.image.{key}=" in labels
     user = [args for name, args in parsed if name == "USER"]
     assert user and user[-1].split(":")[0] not in ("0", "root")
-    assert [args for name, args in parsed if name == "ENTRYPOINT"] == ['["python", "-m", "stages.predict"]']
+    assert [args for name, args in parsed if name == "ENTRYPOINT"] == ['["python", "-m", "housing_predictor"]']
     assert [args for name, args in parsed if name == "CMD"] == ['["selfcheck"]']
     runs = " ".join(args for name, args in parsed if name == "RUN")
     assert "pip install --no-cache-dir" in runs and "-r requirements-runtime.txt" in runs and "prune_runtime.sh" in runs
@@ -174,8 +179,11 @@ def test_copies_only_the_predictor_and_its_artifacts():
         "models/selfcheck.csv",
     ]
     assert "models/model.joblib" not in sources  # the pickle never ships
-    code = {s for s in sources if s.startswith("stages/")}
-    assert code == {f"stages/{m}.py" for m in ("__init__", "errors", "paths", "linear", "quantization", "artifacts", "predict")}
+    code = {s for s in sources if not s.startswith(("models/", "metrics/"))} - {
+        "requirements-runtime.txt",
+        "scripts/prune_runtime.sh",
+    }
+    assert code == {"housing_predictor/"}  # the package, whole; nothing of stages/
     assert set(sources) - code == {
         "requirements-runtime.txt",
         "scripts/prune_runtime.sh",
@@ -223,7 +231,7 @@ def test_image_has_only_the_runtime(image):
     result = run_image(image, ["--version"])
     assert result.returncode == 0, result.stderr
     probe = (
-        "import importlib.util, sys, stages; print(stages.__file__); "
+        "import importlib.util, sys, housing_predictor; print(housing_predictor.__file__); "
         f"print([m for m in {TRAINING_MODULES!r} if importlib.util.find_spec(m)])"
     )
     env = {"PATH": f"{image['venv'] / 'bin'}{os.pathsep}/usr/bin", **image["env"]}
@@ -254,22 +262,15 @@ def test_selfcheck_and_predict_load_no_training_code(image):
         "for argv in (['selfcheck'], ['predict', '--model', 'q8', '--input', 'models/selfcheck.csv', '--output', '/dev/null']):\n"
         "    sys.argv = ['predict', *argv]\n"
         "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-        "        runpy.run_module('stages.predict', run_name='__main__')\n"
+        "        runpy.run_module('housing_predictor', run_name='__main__')\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     env = {"PATH": f"{image['venv'] / 'bin'}{os.pathsep}/usr/bin", **image["env"]}
     loaded = set(run(["python", "-c", script], cwd=image["workdir"], env=env).stdout.split())
     assert "numpy" in loaded and "safetensors" in loaded
     assert not {m for m in loaded if m.split(".")[0] in TRAINING_MODULES}
-    assert not {m for m in loaded if m.split(".")[0] == "stages"} - {
-        "stages",
-        "stages.errors",
-        "stages.paths",
-        "stages.linear",
-        "stages.quantization",
-        "stages.artifacts",
-        "stages.predict",
-    }
+    assert "housing_predictor.predict" in loaded
+    assert not {m for m in loaded if m.split(".")[0] == "stages"}  # the pipeline's code is not even in the image
 
 
 @pytest.mark.parametrize("model", ["float", "q8", "q16"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from housing_predictor.errors import PipelineError
 from stages import params
-from stages.errors import PipelineError
 
 from conftest import REPO, run
 

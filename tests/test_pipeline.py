@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import paths
+from housing_predictor import paths
 
 from conftest import REPO, run
 
@@ -140,7 +140,7 @@ def test_bad_param_stops_dvc_repro_and_keeps_what_was_built(work_repo):
 
 
 def test_dvc_yaml_names_the_files_the_code_writes():
-    """stages/paths.py and dvc.yaml must agree, or DVC would track files nobody writes."""
+    """housing_predictor/paths.py and dvc.yaml must agree, or DVC would track files nobody writes."""
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert list(dvc_yaml["stages"]) == STAGES
 

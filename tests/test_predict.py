@@ -1,4 +1,4 @@
-"""The predictor (stages/predict.py): its number reader, its CSV contract, its commands.
+"""The predictor (housing_predictor/predict.py): its number reader, its CSV contract, its commands.
 
 The CLI runs from the work tree on the artifacts of a fresh `dvc repro` (``built_repo``); the image
 as a whole is tested in test_container.py.
@@ -21,10 +21,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stages import predict
-from stages.artifacts import load_model
-from stages.errors import PipelineError
-from stages.quantization import dequantize_model
+from housing_predictor import predict
+from housing_predictor.artifacts import load_model
+from housing_predictor.errors import PipelineError
+from housing_predictor.quantization import dequantize_model
 
 from conftest import REPO, run
 
@@ -211,10 +211,15 @@ def test_predictions_round_trip():
 
 
 def cli(built_repo: Path, args: list[str], stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m stages.predict` from the work tree, on ``built_repo``'s artifacts."""
+    """`python -m housing_predictor` from the work tree, on ``built_repo``'s artifacts."""
     paths = ["--models-dir", str(built_repo / "models"), "--metrics", str(built_repo / "metrics" / "evaluate.json")]
     return subprocess.run(
-        [sys.executable, "-m", "stages.predict", *paths, *args], cwd=REPO, input=stdin, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", "housing_predictor", *paths, *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        **kwargs,
     )
 
 
@@ -274,7 +279,7 @@ def test_usage_errors_are_one_line(built_repo):
 def test_closed_stdout_ends_quietly(built_repo, tmp_path):
     (tmp_path / "in.csv").write_text(HEADER + "\n" + (ROW + "\n") * 200_000)
     paths = ["--models-dir", str(built_repo / "models")]
-    command = [sys.executable, "-m", "stages.predict", *paths, "predict", "--model", "q8", "--input", str(tmp_path / "in.csv")]
+    command = [sys.executable, "-m", "housing_predictor", *paths, "predict", "--model", "q8", "--input", str(tmp_path / "in.csv")]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout.readline() == b"prediction\n"
     process.stdout.close()  # like `| head -1`
@@ -343,5 +348,5 @@ def test_version_is_provenance(built_repo):
 
 def test_help(built_repo):
     for args in (["--help"], ["predict", "--help"], ["selfcheck", "--help"]):
-        result = run([sys.executable, "-m", "stages.predict", *args], cwd=REPO)
-        assert "usage: python -m stages.predict" in result.stdout
+        result = run([sys.executable, "-m", "housing_predictor", *args], cwd=REPO)
+        assert "usage: python -m housing_predictor" in result.stdout

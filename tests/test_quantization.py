@@ -1,4 +1,4 @@
-"""Unit and property-based tests of the pure quantization core (stages/quantization.py).
+"""Unit and property-based tests of the pure quantization core (housing_predictor/quantization.py).
 
 The properties hold for every bit width from 2 to 16, symmetric and asymmetric grids, signed and
 unsigned storage, and both roundings. Weights are drawn with |w| <= 1e6 and either 0 or
@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from stages.errors import PipelineError
-from stages.linear import LinearParams
-from stages.quantization import (
+from housing_predictor.errors import PipelineError
+from housing_predictor.linear import LinearParams
+from housing_predictor.quantization import (
     MAX_BITS,
     MIN_BITS,
     Grid,

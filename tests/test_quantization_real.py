@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from stages.linear import LinearParams
+from housing_predictor.linear import LinearParams
+from housing_predictor.quantization import dequantize_model, float_tensors, payload_bytes, quantize_model
 from stages.params import TrainParams
-from stages.quantization import dequantize_model, float_tensors, payload_bytes, quantize_model
 from stages.train import fit, linear_params
 
 TARGETS = {8: {"r2_drop": 1e-3, "rms_deviation": 1e-2}, 16: {"r2_drop": 1e-5, "rms_deviation": 1e-4}}

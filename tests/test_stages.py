@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load as safetensors_load
 
-from stages import artifacts, evaluate, load_data, train
+from housing_predictor import artifacts
+from housing_predictor.errors import PipelineError
+from housing_predictor.linear import LinearParams
+from housing_predictor.quantization import dequantize_model, float_tensors, quantize_model
+from stages import evaluate, load_data, train
 from stages.dataset import FEATURES, TARGET, read_split, write_csv, write_split
-from stages.errors import PipelineError
-from stages.linear import LinearParams
 from stages.params import LoadDataParams, TrainParams
-from stages.quantization import dequantize_model, float_tensors, quantize_model
 
 from conftest import REPO, run
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from housing_predictor.quantization import dequantize_model, quantize_model
 from stages.params import TrainParams
-from stages.quantization import dequantize_model, quantize_model
 from stages.train import fit, linear_params
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed; `pip install torch==2.13.0` to run the interop check")

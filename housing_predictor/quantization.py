@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stages.errors import PipelineError
-from stages.linear import LinearParams
+from housing_predictor.errors import PipelineError
+from housing_predictor.linear import LinearParams
 
 MIN_BITS, MAX_BITS = 2, 16
 SCHEMES = ("affine", "published_a", "published_b")

@@ -18,7 +18,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from stages.errors import PipelineError
+from housing_predictor.errors import PipelineError
 
 MODEL_FORMAT = "housing-mlops/linear-v1"
 

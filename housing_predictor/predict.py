@@ -1,4 +1,4 @@
-"""The predictor: `python -m stages.predict`, the container's entrypoint. numpy and safetensors only.
+"""The predictor: `python -m housing_predictor`, the container's entrypoint. numpy and safetensors only.
 
     predict --model {float,q8,q16} [--input FILE] [--output FILE]
         CSV in (a header naming the 8 features, any column order), CSV out (one `prediction` column).
@@ -15,7 +15,7 @@ anything it cannot read (exponents, spaces, garbage) goes through ``float`` one 
 which also names the line and column of a bad value. Predictions are written with ``repr``, the
 shortest text that reads back as the same float64.
 
-Bad input is one line on stderr and exit 2 (stages.errors.run_guarded); lines are numbered counting
+Bad input is one line on stderr and exit 2 (housing_predictor.errors.run_guarded); lines are numbered counting
 the header as line 1.
 """
 
@@ -39,13 +39,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from stages import paths  # noqa: E402
-from stages.artifacts import SavedModel, load_model, read_json, replacing  # noqa: E402
-from stages.errors import PipelineError, run_guarded  # noqa: E402
-from stages.linear import LinearParams  # noqa: E402
-from stages.quantization import dequantize_model  # noqa: E402
+from housing_predictor import paths  # noqa: E402
+from housing_predictor.artifacts import SavedModel, load_model, read_json, replacing  # noqa: E402
+from housing_predictor.errors import PipelineError, run_guarded  # noqa: E402
+from housing_predictor.linear import LinearParams  # noqa: E402
+from housing_predictor.quantization import dequantize_model  # noqa: E402
 
-PROG = "python -m stages.predict"
+PROG = "python -m housing_predictor"
 SELFCHECK_TOLERANCE = 1e-9  # absolute, in the target's unit ($100,000)
 BLOCK_BYTES = 1 << 18  # input read per step: numpy's per-call costs vanish, and peak memory stays ~43 MB
 MAX_LINE_BYTES = 1 << 24  # a "line" longer than this is not a CSV row of numbers: refuse before it fills memory
