@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,8 +54,22 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, document: dict) -> None:
-    """Indented JSON, keys in the order given, trailing newline: diffs cleanly in git."""
-    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode())
+    """Indented JSON, keys in the order given, trailing newline: diffs cleanly in git.
+
+    NaN and infinity are refused (JSON has no such numbers; json.dumps would write bare `NaN`)."""
+    try:
+        text = json.dumps(document, indent=2, allow_nan=False)
+    except ValueError:
+        raise PipelineError(f"{path}: not written, {', '.join(_non_finite_keys(document))} is not a finite number") from None
+    write_atomic(path, (text + "\n").encode())
+
+
+def _non_finite_keys(node, prefix: str = "") -> list[str]:
+    """The dotted keys of the NaN or infinite floats in a JSON-like document."""
+    if isinstance(node, float):
+        return [] if math.isfinite(node) else [prefix or "the document"]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    return [key for name, child in items for key in _non_finite_keys(child, f"{prefix}.{name}" if prefix else str(name))]
 
 
 def read_json(path: Path, what: str) -> dict:

@@ -3,7 +3,7 @@
 One grid (a scale and a zero point) per weight tensor; integers are stored in the narrowest type
 that holds the bit width (int8/uint8 up to 8 bits, int16/uint16 up to 16). The bias never goes on
 the weights' grid: it stays float32, after bias correction. The two published schemes
-(../shared/published_schemes.md) are reproduced exactly, to show how they fail.
+are reproduced exactly, to show how they fail.
 
 A quantized model is a dict of named numpy arrays (the tensors its file stores); ``payload_bytes``
 counts every one of them, since inference needs them all.

@@ -13,9 +13,9 @@ import numpy as np
 from housing_predictor import paths
 from housing_predictor.errors import PipelineError, run_guarded
 from stages.dataset import FEATURES, TARGET, write_split
+from stages.params import DATASET_ROWS as EXPECTED_ROWS
 from stages.params import LoadDataParams, load_data_params
 
-EXPECTED_ROWS = 20_640
 CACHE_FILE = "cal_housing_py3.pkz"
 
 

@@ -1,16 +1,19 @@
 """The one place that loads and validates params.yaml.
 
-Each stage reads only its own section (dvc.yaml declares exactly those keys), and every value is
-checked here, once, with a message that names the key, what it got and what is allowed.
+Each stage reads only its own section, and dvc.yaml tracks that whole section: any change to it, a
+misspelt key included, re-runs the stage and so meets the checks here, which name the key, what it
+got and what is allowed. The file is read as DVC reads it (ruamel.yaml, YAML 1.2), so the values we
+check are the values dvc.lock records: `yes` is the string 'yes' to both, not a boolean.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from housing_predictor.errors import PipelineError
 from housing_predictor.paths import PARAMS
@@ -43,9 +46,27 @@ class EvaluateParams:
     selfcheck_rows: int
 
 
-def _fraction(key: str, value: Any) -> float:
+# The data set's size and the smallest split side we accept: fewer rows leave a test split on
+# which R² is noise (or undefined: one row gives NaN), or a training split with almost no data.
+DATASET_ROWS = 20_640
+MIN_SPLIT_ROWS = 100
+
+
+def n_test_rows(test_size: float, n_rows: int = DATASET_ROWS) -> int:
+    """Rows in the test split, as scikit-learn's train_test_split counts them: ceil(test_size * n)."""
+    return math.ceil(test_size * n_rows)
+
+
+def _split_fraction(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise PipelineError(f"params.yaml: {key} must be a number strictly between 0 and 1, got {value!r}")
+    n_test = n_test_rows(value)
+    if not MIN_SPLIT_ROWS <= n_test <= DATASET_ROWS - MIN_SPLIT_ROWS:
+        low, high = MIN_SPLIT_ROWS / DATASET_ROWS, 1 - MIN_SPLIT_ROWS / DATASET_ROWS
+        raise PipelineError(
+            f"params.yaml: {key} must leave at least {MIN_SPLIT_ROWS} of the {DATASET_ROWS:,} rows on each side of the split "
+            f"(about {low:.5f} to {high:.5f}), got {value!r} ({n_test} test and {DATASET_ROWS - n_test} training rows)"
+        )
     return float(value)
 
 
@@ -77,7 +98,7 @@ def _choice(allowed: tuple[str, ...]):
 
 
 _CHECKS = {
-    LoadDataParams: {"test_size": _fraction, "random_state": _seed},
+    LoadDataParams: {"test_size": _split_fraction, "random_state": _seed},
     TrainParams: {"standardize": _flag},
     QuantizeParams: {
         "scheme": _choice(SCHEMES),
@@ -97,8 +118,8 @@ def _read(path: Path) -> dict:
     except OSError as error:
         raise PipelineError(f"cannot read {path}: {error.strerror}") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        document = YAML(typ="safe").load(text)  # as DVC loads it
+    except YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(document, dict):
         raise PipelineError(f"{path} must be a mapping of sections, got {type(document).__name__}")

@@ -1,4 +1,7 @@
-"""Shared fixtures: the repository, the real data, and one real `dvc repro` in a fresh git repo."""
+"""Shared fixtures: the repository, and one real `dvc repro` in a fresh git repo.
+
+The tests need nothing set: California Housing comes from scikit-learn's defaults, as in the stages.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "scikit_learn_data"
-
-# The offline copy of scikit-learn's cache, where the machine has one (CI here does).
-if "SCIKIT_LEARN_DATA" not in os.environ and (SHARED_DATA / "cal_housing_py3.pkz").exists():
-    os.environ["SCIKIT_LEARN_DATA"] = str(SHARED_DATA)
 
 # Run `python` and `dvc` from the interpreter running the tests (the project's venv).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -52,10 +50,9 @@ def git_tracked_copy(destination: Path) -> Path:
 def built_repo(tmp_path_factory) -> Path:
     """A fresh git repo of the project after one full `dvc repro` (all artifacts built).
 
-    Shared by the tests that need real artifacts; they must not modify it.
+    Shared by the tests that need real artifacts; they must not modify it. The data comes as a
+    user's would: scikit-learn's own data folder (SCIKIT_LEARN_DATA if set), downloaded if missing.
     """
-    if "SCIKIT_LEARN_DATA" not in os.environ:
-        pytest.fail("set SCIKIT_LEARN_DATA to the folder holding cal_housing_py3.pkz (see README)")
     repo = git_tracked_copy(tmp_path_factory.mktemp("built") / "repo")
     result = run([sys.executable, "-m", "dvc", "repro"], cwd=repo)
     (repo.parent / "repro-output.txt").write_text(result.stdout)  # outside the repo: git status stays clean

@@ -24,7 +24,7 @@ def split():
     from sklearn.datasets import fetch_california_housing
     from sklearn.model_selection import train_test_split
 
-    X, y = fetch_california_housing(return_X_y=True, download_if_missing=False)
+    X, y = fetch_california_housing(return_X_y=True)  # scikit-learn's folder, downloading if missing
     X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=42)
     return X_train, X_test, linear_params(fit(X_train, y_train, TrainParams(standardize=True)))
 
