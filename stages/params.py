@@ -64,8 +64,8 @@ def _split_fraction(key: str, value: Any) -> float:
     if not MIN_SPLIT_ROWS <= n_test <= DATASET_ROWS - MIN_SPLIT_ROWS:
         low, high = MIN_SPLIT_ROWS / DATASET_ROWS, 1 - MIN_SPLIT_ROWS / DATASET_ROWS
         raise PipelineError(
-            f"params.yaml: {key} must leave at least {MIN_SPLIT_ROWS} of the {DATASET_ROWS:,} rows on each side of the split "
-            f"(about {low:.5f} to {high:.5f}), got {value!r} ({n_test} test and {DATASET_ROWS - n_test} training rows)"
+            f"params.yaml: {key} must be a fraction that leaves at least {MIN_SPLIT_ROWS} of the {DATASET_ROWS:,} rows on each side of the split "
+            f"({low:.6f} to {high:.6f}), got {value!r} ({n_test} test and {DATASET_ROWS - n_test} training rows)"
         )
     return float(value)
 

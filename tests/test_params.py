@@ -49,6 +49,20 @@ def test_defaults_reproduce_the_published_setup():
         ("load_data", "test_size", 0, "load_data.test_size must be a number strictly between 0 and 1, got 0"),
         ("load_data", "test_size", "0.2", "load_data.test_size must be a number strictly between 0 and 1, got '0.2'"),
         ("load_data", "test_size", True, "load_data.test_size must be a number strictly between 0 and 1, got True"),
+        (
+            "load_data",
+            "test_size",
+            1e-300,
+            "load_data.test_size must be a fraction that leaves at least 100 of the 20,640 rows on each side of the split "
+            "(0.004845 to 0.995155), got 1e-300 (1 test and 20639 training rows)",
+        ),
+        (
+            "load_data",
+            "test_size",
+            0.99999,
+            "load_data.test_size must be a fraction that leaves at least 100 of the 20,640 rows on each side of the split "
+            "(0.004845 to 0.995155), got 0.99999 (20640 test and 0 training rows)",
+        ),
         ("load_data", "random_state", -1, "load_data.random_state must be an integer from 0 to 4294967295, got -1"),
         ("load_data", "random_state", 4.5, "load_data.random_state must be an integer from 0 to 4294967295, got 4.5"),
         ("load_data", "random_state", "seven", "load_data.random_state must be an integer from 0 to 4294967295, got 'seven'"),
@@ -88,6 +102,26 @@ def test_missing_key_and_section_are_named(tmp_path):
         params.evaluate_params(path)
 
 
+def test_smallest_and_largest_usable_test_size_are_accepted(tmp_path):
+    for test_size, n_test in ((100 / 20_640, 100), (1 - 100 / 20_640, 20_540)):
+        path = write_params(tmp_path, with_value("load_data", "test_size", test_size))
+        assert params.n_test_rows(params.load_data_params(path).test_size) == n_test
+
+
+def test_params_are_read_as_dvc_reads_them(tmp_path):
+    """YAML 1.2, as DVC (ruamel.yaml) records it in dvc.lock: `yes` is a string, refused as a flag;
+    `1e-3` is a number; a repeated key is an error, not a silent last-one-wins."""
+    text = (REPO / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("standardize: true", "standardize: yes"))
+    with pytest.raises(PipelineError, match=r"^params.yaml: train.standardize must be true or false, got 'yes'$"):
+        params.train_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(text.replace("test_size: 0.2", "test_size: 5e-1"))
+    assert params.load_data_params(tmp_path / "params.yaml").test_size == 0.5
+    (tmp_path / "params.yaml").write_text(text.replace("random_state: 42", "random_state: 42\n  random_state: 7"))
+    with pytest.raises(PipelineError, match=r"is not valid YAML"):
+        params.load_data_params(tmp_path / "params.yaml")
+
+
 def test_unreadable_params_file_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("load_data: [unclosed\n")
     with pytest.raises(PipelineError, match=r"is not valid YAML"):
@@ -103,6 +137,8 @@ def test_unreadable_params_file_is_one_line(tmp_path):
         ("stages.load_data", "load_data", "test_size", 0),
         ("stages.load_data", "load_data", "random_state", -3),
         ("stages.load_data", "load_data", "test_size", "abc"),
+        ("stages.load_data", "load_data", "test_size", 1e-300),
+        ("stages.load_data", "load_data", "test_size", 0.99999),
         ("stages.train", "train", "standardize", 1),
         ("stages.evaluate", "evaluate", "selfcheck_rows", -1),
     ],

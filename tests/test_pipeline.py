@@ -127,16 +127,72 @@ def test_experiment_with_another_seed(work_repo):
     assert r2 != pytest.approx(0.575788, abs=1e-4)  # another split, another score
 
 
-def test_bad_param_stops_dvc_repro_and_keeps_what_was_built(work_repo):
-    before = {p: (work_repo / p).read_bytes() for p in ("data/train.csv", "data/test.csv", "dvc.lock")}
-    set_param(work_repo, "load_data.test_size", 1.5)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.5, "load_data.test_size must be a number strictly between 0 and 1, got 1.5"),
+        (1e-300, "load_data.test_size must be a fraction that leaves at least 100 of the 20,640 rows on each side of the split"),
+        (0.99999, "load_data.test_size must be a fraction that leaves at least 100 of the 20,640 rows on each side of the split"),
+    ],
+)
+def test_bad_param_stops_dvc_repro_and_keeps_what_was_built(work_repo, value, expected):
+    before = {p: (work_repo / p).read_bytes() for p in ("data/train.csv", "data/test.csv", "dvc.lock", "metrics/evaluate.json")}
+    set_param(work_repo, "load_data.test_size", value)
     result = run([*DVC, "repro"], cwd=work_repo, check=False)
     assert result.returncode != 0
-    assert (
-        "error: params.yaml: load_data.test_size must be a number strictly between 0 and 1, got 1.5"
-        in result.stderr + result.stdout
-    )
+    assert f"error: params.yaml: {expected}" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
     assert {p: (work_repo / p).read_bytes() for p in before} == before
+
+
+def param_sections(node: dict, prefix: str = "") -> list[str]:
+    """The sections of params.yaml that hold values (what one stage reads): load_data, quantize.q8..."""
+    sections = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            name = f"{prefix}{key}"
+            nested = param_sections(value, f"{name}.")
+            sections += nested if nested else [name]
+    return sections
+
+
+@pytest.mark.parametrize("section", param_sections(yaml.safe_load((REPO / "params.yaml").read_text())))
+def test_misspelt_key_in_any_section_stops_dvc_repro(work_repo, section):
+    """A typo is a change DVC sees (each stage tracks its whole section), so the stage runs and
+    refuses it; restored, the pipeline is up to date and nothing was lost."""
+    original = (work_repo / "params.yaml").read_text()
+    built = {p: (work_repo / p).read_bytes() for p in ("data/train.csv", "models/q8.safetensors", "dvc.lock")}
+    set_param(work_repo, f"{section}.misspelt_key", 1)
+    result = run([*DVC, "repro"], cwd=work_repo, check=False)
+    assert result.returncode != 0
+    assert f"error: params.yaml: {section} has unknown key 'misspelt_key' (allowed keys: " in result.stderr + result.stdout
+    assert {p: (work_repo / p).read_bytes() for p in built} == built
+    (work_repo / "params.yaml").write_text(original)
+    assert stages_run(run([*DVC, "repro"], cwd=work_repo).stdout) == []
+    assert run(["git", "status", "--porcelain"], cwd=work_repo).stdout == ""
+
+
+def test_plots_diff_in_a_fresh_clone_needs_only_git(work_repo, tmp_path):
+    """Plot data is kept in git like metrics: a clone with an empty DVC cache and no remote still
+    shows both revisions of every series in `dvc plots diff`."""
+    run(["git", "checkout", "-q", "-b", "no-scale-search"], cwd=work_repo)
+    set_param(work_repo, "quantize.q8.scale_search", "none")
+    assert stages_run(run([*DVC, "repro"], cwd=work_repo).stdout) == ["quantize-8", "evaluate"]
+    run(["git", "add", "-A"], cwd=work_repo)
+    run(["git", "commit", "-qm", "q8 without scale search"], cwd=work_repo)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(work_repo), str(clone)], cwd=tmp_path)
+    assert not (clone / ".dvc" / "cache").exists()
+    diff = json.loads(run([*DVC, "plots", "diff", "main", "--json"], cwd=clone).stdout)
+    q8 = {}  # revision -> predictions of q8, from any plot drawing q8's file
+    for renders in diff["data"].values():
+        for point in renders[0]["content"]["data"]["values"]:
+            if point.get("filename") == paths.plot_file("q8").name and "predicted" in point:
+                q8.setdefault(point["rev"], []).append(float(point["predicted"]))
+    assert set(q8) == {"workspace", "main"}
+    assert len(q8["main"]) == len(q8["workspace"]) > 0
+    assert q8["main"] != q8["workspace"]  # the one model that changed, both revisions present
 
 
 def test_dvc_yaml_names_the_files_the_code_writes():

@@ -278,6 +278,16 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_metrics_never_hold_nan_or_infinity(tmp_path, bad):
+    """JSON has no NaN: json.dumps would write a bare `NaN` that no strict reader accepts."""
+    path = tmp_path / "evaluate.json"
+    artifacts.write_json(path, {"float": {"r2": 0.5}})
+    with pytest.raises(PipelineError, match=rf"^{path}: not written, q8.r2 is not a finite number$"):
+        artifacts.write_json(path, {"float": {"r2": 0.5}, "q8": {"r2": bad, "rows": [1.0]}})
+    assert json.loads(path.read_text()) == {"float": {"r2": 0.5}}
+
+
 # --- the same bits on every machine ------------------------------------------------------------
 
 
