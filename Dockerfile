@@ -7,7 +7,9 @@
 #   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
 # tests/test_container.py replays this file without a Docker engine: it stages exactly what the COPY
 # lines name, runs the RUN lines in a fresh virtualenv, and runs the entrypoint there.
-FROM python:3.11.7-slim-bookworm
+# The current Python 3.11 patch release on Debian 13 (trixie), pinned so a rebuild is the same
+# image; .github/dependabot.yml proposes each new one as a pull request that CI tests.
+FROM python:3.11.17-slim-trixie
 
 WORKDIR /app
 

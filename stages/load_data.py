@@ -19,9 +19,10 @@ from stages.params import LoadDataParams, load_data_params
 CACHE_FILE = "cal_housing_py3.pkz"
 
 
-def fetch() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def fetch(n_retries: int = 3, delay: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features, target and feature names from scikit-learn's cache (its folder honours
-    ``SCIKIT_LEARN_DATA``), downloading them if the cache is empty and the network allows."""
+    ``SCIKIT_LEARN_DATA``), downloading them if the cache is empty and the network allows, with
+    scikit-learn's retries (``n_retries`` more tries, ``delay`` seconds apart)."""
     from sklearn.datasets import fetch_california_housing, get_data_home
 
     cache = Path(get_data_home()) / CACHE_FILE
@@ -29,7 +30,7 @@ def fetch() -> tuple[np.ndarray, np.ndarray, list[str]]:
         with warnings.catch_warnings():
             # scikit-learn warns before each retry; a failure ends in the one message below.
             warnings.filterwarnings("ignore", message="Retry downloading")
-            bunch = fetch_california_housing()
+            bunch = fetch_california_housing(n_retries=n_retries, delay=delay)
     except Exception as error:
         if cache.exists():  # whatever unpickling a damaged file raises
             raise PipelineError(

@@ -182,6 +182,8 @@ def evaluate(text: str, context: dict):
     def call(name, args):
         if name == "format":
             return re.sub(r"\{(\d+)\}", lambda m: _string(args[1 + int(m.group(1))]), args[0])
+        if name == "startsWith":  # case-insensitive, as GitHub compares strings
+            return _string(args[0]).lower().startswith(_string(args[1]).lower())
         if name in ("success", "always"):
             return True
         if name in ("failure", "cancelled"):
@@ -256,6 +258,8 @@ def test_the_expression_interpreter_follows_github_rules():
     assert evaluate("secrets.MISSING != ''", context) is False
     assert evaluate("env.A == 'true' && !(github.ref == format('refs/heads/{0}', 'main'))", context) is False
     assert evaluate("github.nothing || 'fallback'", context) == "fallback"
+    assert evaluate("startsWith(github.ref, 'REFS/heads/')", context) is True
+    assert evaluate("startsWith(github.ref, 'refs/tags/v')", context) is False
     with pytest.raises(ValueError):
         evaluate("contains(github.ref, 'main')", context)
 
@@ -277,20 +281,41 @@ def test_actionlint_passes_on_every_workflow():
 
 
 def test_triggers_permissions_and_concurrency(workflow):
-    assert {"push", "pull_request", "workflow_dispatch"} <= set(workflow["on"])
-    assert not {"pull_request_target", "workflow_run"} & set(workflow["on"]), "these run fork code with secrets"
+    triggers = workflow["on"]
+    assert set(triggers) == {"push", "pull_request", "workflow_dispatch"}
+    assert not {"pull_request_target", "workflow_run"} & set(triggers), "these run fork code with secrets"
+    # A push runs for the default branch and release tags only: a branch with a pull request is
+    # tested once, through `pull_request`, not twice.
+    assert triggers["push"] == {"branches": ["main"], "tags": ["v*"]}
+    assert triggers["pull_request"] is None or "branches" not in triggers["pull_request"]
     assert workflow["permissions"] == {"contents": "read"}
     for name, job in workflow["jobs"].items():
         permissions = job.get("permissions", {})
         assert permissions in ({}, "read-all") or "write" not in permissions.values(), f"job {name} asks for write access"
+
+
+def test_only_pull_request_runs_are_cancelled_by_a_newer_push(workflow):
     concurrency = workflow["concurrency"]
-    assert concurrency["cancel-in-progress"] is True
     pr = scenario(workflow, "test", "pull_request", "refs/pull/7/merge")
     other_pr = scenario(workflow, "test", "pull_request", "refs/pull/8/merge")
     other_pr["github"]["event"]["pull_request"]["number"] = 8
     branch = scenario(workflow, "test", "push", "refs/heads/main")
-    groups = {render(concurrency["group"], c) for c in (pr, other_pr, branch)}
-    assert len(groups) == 3, "a run must cancel only the superseded runs of its own pull request or branch"
+    tag = scenario(workflow, "test", "push", "refs/tags/v1.2.0")
+    groups = {render(concurrency["group"], c) for c in (pr, other_pr, branch, tag)}
+    assert len(groups) == 4, "a run must cancel only the superseded runs of its own pull request"
+    assert _truthy(render(concurrency["cancel-in-progress"], pr))
+    for run_that_may_push in (branch, tag, scenario(workflow, "test", "workflow_dispatch", "refs/heads/main")):
+        assert not _truthy(render(concurrency["cancel-in-progress"], run_that_may_push))
+
+
+def test_every_run_step_uses_bash_with_pipefail(workflow):
+    """GitHub's `shell: bash` is `bash --noprofile --norc -eo pipefail`: a failing command before a
+    pipe (`scripts/pr_report.sh ... | tee`) fails the step. No step or job may set another shell."""
+    assert workflow["defaults"] == {"run": {"shell": "bash"}}
+    for name, job in workflow["jobs"].items():
+        assert "defaults" not in job, name
+        for step in job["steps"]:
+            assert "shell" not in step, f"{name}: {step.get('name')}"
 
 
 def test_every_job_sets_up_python_311_with_pip_cache_and_uses_it(workflow):
@@ -310,9 +335,10 @@ def test_every_job_sets_up_python_311_with_pip_cache_and_uses_it(workflow):
 
 def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
     ci_run = scripts_called((REPO / ".ci" / "run").read_text())
-    assert {"scripts/test.sh", "scripts/pipeline.sh", "scripts/check_reproduced.sh"} <= set(ci_run)
+    assert ci_run == ["scripts/fetch_data.sh", "scripts/test.sh", "scripts/pipeline.sh", "scripts/check_reproduced.sh"]
     jobs = workflow["jobs"]
     called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
+    assert called["data"] == ["scripts/fetch_data.sh"]
     assert called["test"] == ["scripts/test.sh"]
     assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh"]
     assert set(ci_run) <= {s for scripts in called.values() for s in scripts}
@@ -320,24 +346,67 @@ def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
         assert (REPO / script).is_file(), script
 
 
-def test_the_image_job_is_built_from_a_gated_pipeline_run(workflow):
+def test_the_data_set_is_fetched_once_per_run(workflow):
+    """One job restores the cache or downloads (with retries); the jobs that need the data receive
+    that file as an artifact, where scikit-learn looks for it. Nobody else downloads."""
+    jobs = workflow["jobs"]
+    data = jobs["data"]["steps"]
+    cache = data[index_of(data, lambda s: uses(s, "actions/cache"))]
+    assert cache["with"]["path"] == "~/scikit_learn_data"
+    fetch = data[index_of(data, lambda s: "scripts/fetch_data.sh" in step_runs(s))]
+    assert fetch["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
+    assert "--retries" in step_runs(fetch)
+    upload = data[index_of(data, lambda s: uses(s, "actions/upload-artifact"))]
+    assert upload["with"]["name"] == "california-housing"
+    assert upload["with"]["path"] == "~/scikit_learn_data/cal_housing_py3.pkz"
+    assert upload["with"]["if-no-files-found"] == "error"
+    for name, job in jobs.items():
+        if name == "data":
+            continue
+        assert not any(uses(s, "actions/cache") for s in job["steps"]), name
+        runs_code = any(set(scripts_called(step_runs(s))) & {"scripts/test.sh", "scripts/pipeline.sh"} for s in job["steps"])
+        if runs_code:
+            needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
+            assert "data" in needs, name
+            steps = job["steps"]
+            download = index_of(steps, lambda s: uses(s, "actions/download-artifact"))
+            assert steps[download]["with"] == {"name": "california-housing", "path": "~/scikit_learn_data"}, name
+            first_script = index_of(steps, lambda s: bool(scripts_called(step_runs(s))))
+            assert download < first_script, name
+
+
+def test_the_image_job_is_built_once_from_a_gated_pipeline_run(workflow):
     image = workflow["jobs"]["image"]
     assert {"test", "pipeline"} <= set(image["needs"])
     steps = image["steps"]
     repro = index_of(steps, lambda s: "scripts/pipeline.sh" in step_runs(s))
     gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
-    build = index_of(steps, lambda s: uses(s, "docker/build-push-action"))
+    builds = [i for i, s in enumerate(steps) if uses(s, "docker/build-push-action")]
+    assert len(builds) == 1, "one build: the pushed image is the tested one"
+    (build,) = builds
     selfcheck = index_of(steps, lambda s: re.search(r"docker run --rm \"\$TEST_TAG\"\s*$", step_runs(s)))
     sample = index_of(steps, lambda s: "predict --model q8" in step_runs(s))
     login = index_of(steps, lambda s: uses(s, "docker/login-action"))
-    push = [i for i, s in enumerate(steps) if uses(s, "docker/build-push-action") and s["with"].get("push") is not False]
-    assert repro < gate < build < selfcheck < login and build < sample < login
-    assert len(push) == 1 and push[0] > max(selfcheck, sample, login)
-    first = steps[build]["with"]
-    assert first["context"] == "." and first["load"] is True and first["push"] is False
-    assert steps[push[0]]["with"]["context"] == "."
-    meta = steps[index_of(steps, lambda s: uses(s, "docker/metadata-action"))]["with"]["tags"]
-    assert "type=sha" in meta and "type=ref,event=branch" in meta and "type=raw,value=latest,enable={{is_default_branch}}" in meta
+    push = index_of(steps, lambda s: "scripts/push_image.sh" in step_runs(s))
+    assert repro < gate < build < selfcheck < login < push and build < sample < login
+    assert '"$TEST_TAG"' in step_runs(steps[push])
+    meta = steps[index_of(steps, lambda s: uses(s, "docker/metadata-action"))]
+    built = steps[build]["with"]
+    assert built["context"] == "." and built["load"] is True and built["push"] is False
+    # An attestation or SBOM would wrap the image in another manifest than the one loaded and checked.
+    assert built["provenance"] is False and built["sbom"] is False
+    assert "${{ env.TEST_TAG }}" in built["tags"] and f"${{{{ steps.{meta['id']}.outputs.tags }}}}" in built["tags"]
+    assert built["labels"] == f"${{{{ steps.{meta['id']}.outputs.labels }}}}"
+    assert steps[push]["env"]["TAGS"] == f"${{{{ steps.{meta['id']}.outputs.tags }}}}"
+    tags = meta["with"]["tags"]
+    for rule in (
+        "type=sha",
+        "type=ref,event=branch",
+        "type=semver,pattern={{version}}",
+        "type=semver,pattern={{major}}.{{minor}}",
+        "type=raw,value=latest,enable={{is_default_branch}}",
+    ):
+        assert rule in tags, rule
 
 
 def test_the_sample_prediction_input_has_the_feature_header():
@@ -356,7 +425,9 @@ def test_the_build_args_are_the_dockerfile_args(workflow):
     assert len({step["with"]["build-args"] for step in builds}) == 1, "the pushed build must be the verified one"
 
 
-PUSHING_ACTIONS = ("docker/login-action", "docker/build-push-action")
+def registry_step(step: dict) -> bool:
+    """A step that logs in to or pushes to the registry."""
+    return uses(step, "docker/login-action") or "scripts/push_image.sh" in step_runs(step)
 
 
 def pushes(workflow: dict, context: dict) -> list[str]:
@@ -366,11 +437,10 @@ def pushes(workflow: dict, context: dict) -> list[str]:
         return []
     acting = []
     for step in image["steps"]:
-        if not any(uses(step, action) for action in PUSHING_ACTIONS) or not condition(step, context):
-            continue
-        if uses(step, "docker/build-push-action") and not _truthy(render(step["with"].get("push", False), context)):
-            continue
-        acting.append(step.get("name", step["uses"]))
+        if uses(step, "docker/build-push-action"):
+            assert not _truthy(render(step["with"].get("push", False), context)), "the build step never pushes"
+        if registry_step(step) and condition(step, context):
+            acting.append(step.get("name", step.get("uses")))
     return acting
 
 
@@ -386,13 +456,14 @@ def test_a_pull_request_never_logs_in_or_pushes(workflow, ref, fork):
     assert pushes(workflow, context) == []
     assert notices(workflow, context), "the run must say why it did not push"
     for step in workflow["jobs"]["image"]["steps"]:
-        if any(uses(step, action) for action in PUSHING_ACTIONS) and step["with"].get("push") is not False:
+        if registry_step(step):
             assert "github.event_name == 'push'" in step.get("if", ""), step.get("name")
 
 
-def test_a_push_to_the_default_branch_logs_in_and_pushes(workflow):
-    context = scenario(workflow, "image", "push", "refs/heads/main")
-    assert pushes(workflow, context) == ["Log in to Docker Hub", "Push the image"]
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.2.0"])
+def test_a_push_to_the_default_branch_or_a_release_tag_logs_in_and_pushes(workflow, ref):
+    context = scenario(workflow, "image", "push", ref)
+    assert pushes(workflow, context) == ["Log in to Docker Hub", "Push the tested image (scripts/push_image.sh)"]
     assert notices(workflow, context) == []
 
 
@@ -401,6 +472,8 @@ def test_a_push_to_the_default_branch_logs_in_and_pushes(workflow):
     [
         ("push", "refs/heads/feature", False, True),  # another branch
         ("push", "refs/heads/main", True, True),  # a fork's default branch
+        ("push", "refs/tags/v1.2.0", True, True),  # a fork's release tag
+        ("push", "refs/tags/nightly", False, True),  # a tag that is not a release
         ("workflow_dispatch", "refs/heads/main", False, True),  # a manual run
         ("push", "refs/heads/main", False, False),  # Docker Hub not configured
     ],
@@ -432,8 +505,18 @@ def test_the_report_job_runs_on_pull_requests_only(workflow):
     assert '>> "$GITHUB_STEP_SUMMARY"' in step_runs(step) or '-a "$GITHUB_STEP_SUMMARY"' in step_runs(step)
 
 
-def test_blas_kernels_are_pinned_for_bitwise_reproducibility(workflow):
-    assert workflow["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+def test_blas_kernels_are_left_to_the_per_cpu_pin(workflow):
+    """stages/__init__.py pins OpenBLAS's Haswell kernels only where they run (x86-64 with AVX2 and
+    FMA); forcing them from the workflow would override that check on every runner."""
+    assert "OPENBLAS_CORETYPE" not in json.dumps(workflow)
+
+
+def test_dependabot_keeps_the_base_image_actions_and_pins_current():
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    assert {u["package-ecosystem"] for u in config["updates"]} == {"docker", "github-actions", "pip"}
+    base = re.search(r"^FROM (\S+)", (REPO / "Dockerfile").read_text(), re.M).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # an exact patch release Dependabot can bump
 
 
 # --- the tolerance check (scripts/compare_reproduced.py) -------------------------------------------
@@ -707,3 +790,89 @@ def test_pr_report_refuses_a_base_it_does_not_have(toy):
     result = run(["bash", "scripts/pr_report.sh", "origin/nowhere"], cwd=toy, check=False)
     assert result.returncode == 2
     assert "not a commit in this clone" in result.stderr and result.stdout == ""
+
+
+# --- the push script (scripts/push_image.sh), with a stand-in `docker` -----------------------------
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Stand-in for the docker CLI: images are files in $FAKE_IMAGES (name -> image ID); calls are logged.
+echo "$*" >> "$FAKE_IMAGES/calls"
+case "$1 $2" in
+  "image inspect")
+    shift 2; format=$2; name=$3
+    [ -f "$FAKE_IMAGES/$name" ] || { echo "Error: No such image: $name" >&2; exit 1; }
+    if [ "$format" = '{{.Id}}' ]; then cat "$FAKE_IMAGES/$name"; else echo "someone/housing-mlops@sha256:$(cat "$FAKE_IMAGES/$name" | cut -d: -f2)"; fi ;;
+  "push --quiet") echo "pushed $3" ;;
+  *) echo "unexpected docker $*" >&2; exit 3 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path) -> tuple[dict, Path]:
+    (tmp_path / "bin").mkdir()
+    images = tmp_path / "images"
+    (images / "someone").mkdir(parents=True)
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_IMAGES": str(images)}
+    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
+    return env, images
+
+
+def test_push_script_pushes_the_tested_image_under_every_tag_and_reports_its_digest(fake_docker, tmp_path):
+    env, images = fake_docker
+    tags = ["someone/housing-mlops:sha-abc", "someone/housing-mlops:latest"]
+    for name in ("housing-mlops:test", *tags):
+        (images / name).write_text("sha256:1234abcd")
+    result = run(["bash", "scripts/push_image.sh", "housing-mlops:test"], cwd=REPO, env={**env, "TAGS": "\n".join(tags) + "\n"})
+    calls = (images / "calls").read_text().splitlines()
+    assert [c for c in calls if c.startswith("push")] == [f"push --quiet {tag}" for tag in tags]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "someone/housing-mlops@sha256:1234abcd" in summary and all(tag in summary for tag in tags)
+    assert "someone/housing-mlops@sha256:1234abcd" in result.stdout
+
+
+def test_push_script_refuses_a_tag_that_is_not_the_tested_image(fake_docker):
+    env, images = fake_docker
+    (images / "housing-mlops:test").write_text("sha256:1234abcd")
+    (images / "someone/housing-mlops:latest").write_text("sha256:99999999")  # e.g. a stale local image
+    result = run(
+        ["bash", "scripts/push_image.sh", "housing-mlops:test"],
+        cwd=REPO,
+        check=False,
+        env={**env, "TAGS": "someone/housing-mlops:latest"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: someone/housing-mlops:latest is image sha256:99999999, not the tested housing-mlops:test (sha256:1234abcd): refusing to push it"
+    ]
+    assert not any(c.startswith("push") for c in (images / "calls").read_text().splitlines())
+
+
+def test_push_script_needs_tags(fake_docker):
+    env, images = fake_docker
+    (images / "housing-mlops:test").write_text("sha256:1234abcd")
+    result = run(["bash", "scripts/push_image.sh", "housing-mlops:test"], cwd=REPO, check=False, env={**env, "TAGS": ""})
+    assert result.returncode == 2 and result.stderr.strip() == "error: no tags to push (TAGS is empty)"
+
+
+# --- CI here runs as a GitHub runner does -----------------------------------------------------------
+
+
+def test_ci_run_stands_in_for_the_runners_data_step_and_nothing_else():
+    """.ci/run gives the suite a fresh HOME whose scikit_learn_data/ holds the offline copy (where
+    scikit-learn's download puts it), with SCIKIT_LEARN_DATA unset: the state of a GitHub runner
+    after the workflow's data step. It is the only file that knows where this machine keeps that copy."""
+    text = (REPO / ".ci" / "run").read_text()
+    assert "unset SCIKIT_LEARN_DATA" in text
+    assert re.search(r"^export HOME=\$ci_home$", text, re.M)
+    assert re.search(r'^cp "\$offline_copy" "\$ci_home/scikit_learn_data/"$', text, re.M)
+    assert text.index("unset SCIKIT_LEARN_DATA") < text.index("bash scripts/test.sh")
+    tracked = run(["git", "ls-files"], cwd=REPO).stdout.split()
+    mentions = [
+        name
+        for name in tracked
+        if (REPO / name).is_file() and re.search(rb"\.\./shared|shared/" + b"scikit_learn_data", (REPO / name).read_bytes())
+    ]
+    assert mentions == [".ci/run"]
