@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reproducibility gate: run after `dvc repro` (scripts/pipeline.sh), by .ci/run and the GitHub
-# workflow. The committed dvc.lock, metrics/ and reports/ must be what the pipeline just rebuilt.
+# workflow. The committed dvc.lock, metrics/, plots/ and reports/ (everything kept in git) must be what the pipeline just rebuilt.
 #   1. `dvc status` must be clean: every output is the one dvc.lock describes (repro did run).
 #   2. Exact: git sees no change in dvc.lock, metrics/ or reports/: pass.
 #   3. Otherwise print the difference (git diff, dvc metrics diff) and run the tolerance check,
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-paths=(dvc.lock metrics reports)
+paths=(dvc.lock metrics plots reports)
 commit=$(git rev-parse --short HEAD)
 
 annotate() { # LEVEL MESSAGE: a GitHub annotation on Actions, a plain line elsewhere
@@ -30,8 +30,8 @@ if ! dvc status --quiet; then
 fi
 
 if [ -z "$changed" ]; then
-  echo "reproduced exactly: dvc.lock, metrics/ and reports/ are bit for bit those of $commit"
-  printf '### Reproducibility gate: exact\n\n`dvc repro` rebuilt dvc.lock, metrics/ and reports/ bit for bit as committed in %s.\n' "$commit" | summary
+  echo "reproduced exactly: dvc.lock, metrics/, plots/ and reports/ are bit for bit those of $commit"
+  printf '### Reproducibility gate: exact\n\n`dvc repro` rebuilt dvc.lock, metrics/, plots/ and reports/ bit for bit as committed in %s.\n' "$commit" | summary
   exit 0
 fi
 

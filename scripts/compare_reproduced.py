@@ -9,7 +9,7 @@ explain, and fails on anything else:
   not produce (code, data sources); only the md5 and size of files it produces may differ.
 - metrics/*.json: the same keys in the same order, the same strings, ints and bools; floats may
   differ within ``math.isclose(rel_tol=1e-9, abs_tol=1e-12)``.
-- any other file under metrics/ or reports/ (the Markdown report): the same text around the
+- any other file under metrics/, plots/ or reports/ (plot data CSV, the Markdown report): the same text around the
   numbers; numbers within the same tolerance, or one unit of their last printed decimal.
 
 Usage: ``python scripts/compare_reproduced.py [REV]`` (REV defaults to HEAD), from anywhere in the
@@ -32,7 +32,7 @@ REL_TOL = 1e-9
 ABS_TOL = 1e-12
 TOLERANCE = f"rel {REL_TOL:g} / abs {ABS_TOL:g}"
 LOCK = "dvc.lock"
-KEPT_IN_GIT = ("metrics", "reports")  # the pipeline's cache: false outputs (besides dvc.lock)
+KEPT_IN_GIT = ("metrics", "plots", "reports")  # the pipeline's cache: false outputs (besides dvc.lock)
 PRODUCED_FILE_FIELDS = ("md5", "size")  # what may differ, in dvc.lock, for a file the pipeline writes
 
 # A number as the report prints it: 0.575788, -0.00021, 9.4e-06, 1033. A leading '-' is part of it.
@@ -193,7 +193,7 @@ def _git(*args: str, root: Path) -> str:
 
 
 def compare_workspace(root: Path, rev: str = "HEAD") -> Comparison:
-    """dvc.lock and every file under metrics/ and reports/: ``rev``'s against the work tree's."""
+    """dvc.lock and every file under metrics/, plots/ and reports/: ``rev``'s against the work tree's."""
     committed = set(_git("ls-tree", "-r", "--name-only", rev, "--", LOCK, *KEPT_IN_GIT, root=root).split())
     present = set(_git("ls-files", "--cached", "--others", "--exclude-standard", "--", LOCK, *KEPT_IN_GIT, root=root).split())
     result = Comparison()
