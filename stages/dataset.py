@@ -23,7 +23,10 @@ def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
     the shortest text that reads back as the same float64; a column of labels (str, no commas)
     is written as it is."""
     parts = [np.asarray(column).reshape(len(column), -1).tolist() for column in columns]
-    rows = (",".join(cell if isinstance(cell, str) else repr(cell) for part in row for cell in part) for row in zip(*parts))
+    rows = (
+        ",".join(cell if isinstance(cell, str) else repr(cell) for part in row for cell in part)
+        for row in zip(*parts, strict=True)
+    )
     write_atomic(path, ("\n".join((",".join(header), *rows)) + "\n").encode())
 
 
