@@ -97,11 +97,19 @@ def main() -> None:
         baseline = one_stage_repo(scratch)
         one_stage_noop = statistics.median(timed([*DVC, "repro"], baseline)[0] for _ in range(max(5, repeats)))
 
-        cold = []
+        # A fresh clone's `dvc repro` runs every stage with an output that is not in git; sweep's
+        # are all in git (cache: false) and its inputs come back bit for bit, so DVC skips it.
+        # `dvc repro -f` on another fresh clone runs all six: the "cold repro of every stage".
+        cold, cold_all = [], []
         for _ in range(repeats):
             clone = fresh_clone(scratch)
-            seconds, output = timed([*DVC, "repro"], clone)
+            seconds, output = timed([*DVC, "repro", "-f"], clone)
             assert stages_run(output) == list(STAGE_COMMANDS), output
+            cold_all.append(seconds)
+            shutil.rmtree(clone)
+            clone = fresh_clone(scratch)
+            seconds, output = timed([*DVC, "repro"], clone)
+            assert stages_run(output) == [stage for stage in STAGE_COMMANDS if stage != "sweep"], output
             cold.append(seconds)
         noop = statistics.median(timed([*DVC, "repro"], clone)[0] for _ in range(max(5, repeats)))
         clean = sh(["git", "status", "--porcelain"], clone).stdout == ""
@@ -125,7 +133,9 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
     print(f"{'measure':52} {'figure':>10}  target")
-    print(f"{'cold dvc repro, 6 stages (median of ' + str(repeats) + ')':52} {statistics.median(cold):9.2f}s  <= 7 s")
+    print(f"{'cold dvc repro -f, all 6 stages (median of ' + str(repeats) + ')':52} {statistics.median(cold_all):9.2f}s  <= 7 s")
+    print(f"{'  min / max':52} {min(cold_all):5.2f}/{max(cold_all):.2f}s")
+    print(f"{'cold dvc repro, fresh clone: 5 run, sweep up to date':52} {statistics.median(cold):9.2f}s  <= 6 s")
     print(f"{'  min / max':52} {min(cold):5.2f}/{max(cold):.2f}s")
     print(f"{'no-op dvc repro, one-stage pipeline (median)':52} {one_stage_noop:9.2f}s")
     print(f"{'no-op dvc repro, this pipeline (median)':52} {noop:9.2f}s  <= {1.2 * one_stage_noop:.2f} s (1.2x)")

@@ -44,7 +44,9 @@ def work_repo(built_repo, tmp_path) -> Path:
 
 def test_repro_on_a_fresh_clone_runs_all_stages_and_matches_the_committed_lock(built_repo):
     output = (built_repo.parent / "repro-output.txt").read_text()
-    assert stages_run(output) == STAGES
+    # sweep's outputs are all in git and its inputs come back bit for bit: DVC rightly skips it.
+    assert stages_run(output) == [stage for stage in STAGES if stage != "sweep"]
+    assert "Stage 'sweep' didn't change, skipping" in output
     # The committed dvc.lock, metrics/ and report are exactly what the code produces.
     assert run(["git", "status", "--porcelain"], cwd=built_repo).stdout == ""
     metrics = json.loads((built_repo / "metrics/evaluate.json").read_text())

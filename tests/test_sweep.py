@@ -27,10 +27,26 @@ def committed_params() -> dict:
 
 
 @pytest.fixture(scope="module")
-def swept(built_repo) -> tuple[dict, dict]:
-    """metrics/sweep.json and metrics/evaluate.json of a fresh `dvc repro`."""
-    read = lambda path: json.loads((built_repo / path).read_text())  # noqa: E731
+def swept_repo(built_repo, tmp_path_factory) -> Path:
+    """A copy of the built repo where the sweep stage has just run again (a fresh clone's `dvc
+    repro` skips it: its outputs are in git and its inputs come back bit for bit)."""
+    repo = Path(shutil.copytree(built_repo, tmp_path_factory.mktemp("swept") / "repo", symlinks=True))
+    for path in (paths.SWEEP_METRICS, paths.SWEEP_PLOT):
+        (repo / path).unlink()
+    run([sys.executable, "-m", "stages.sweep"], cwd=repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def swept(swept_repo) -> tuple[dict, dict]:
+    """metrics/sweep.json just computed, and metrics/evaluate.json of a fresh `dvc repro`."""
+    read = lambda path: json.loads((swept_repo / path).read_text())  # noqa: E731
     return read(paths.SWEEP_METRICS), read(paths.EVALUATE_METRICS)
+
+
+def test_sweep_rebuilds_the_committed_files_byte_for_byte(swept_repo):
+    for path in (paths.SWEEP_METRICS, paths.SWEEP_PLOT):
+        assert (swept_repo / path).read_bytes() == (REPO / path).read_bytes(), path
 
 
 def test_sweep_holds_every_scheme_and_bit_width(swept):
@@ -75,9 +91,9 @@ def test_error_shrinks_with_bits_for_our_scheme(swept):
         assert ours < a and ours < b
 
 
-def test_plot_data_is_the_metrics(built_repo, swept):
+def test_plot_data_is_the_metrics(swept_repo, swept):
     figures, _ = swept
-    with open(built_repo / paths.SWEEP_PLOT, newline="") as handle:
+    with open(swept_repo / paths.SWEEP_PLOT, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == sweep_stage.PLOT_COLUMNS
     assert len(rows) == sum(len(by_bits) for by_bits in figures.values())
