@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+# The target, MedHouseVal, is in units of $100,000: metrics state tiny deviations in dollars.
+TARGET_UNIT_USD = 100_000
+
 
 # Records here are NamedTuples, not dataclasses: as immutable, and cheaper to define at import,
 # which counts in the predictor's start-up (it imports this module, quantization and artifacts).

@@ -19,8 +19,10 @@ METRICS_DIR = Path("metrics")
 TRAIN_METRICS = METRICS_DIR / "train.json"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 WEIGHTS_TABLE = METRICS_DIR / "weights.json"
+SWEEP_METRICS = METRICS_DIR / "sweep.json"
 
 PLOTS_DIR = Path("plots")
+SWEEP_PLOT = PLOTS_DIR / "sweep.csv"
 REPORT = Path("reports") / "quantization.md"
 
 # The models evaluate scores, in the order they appear in metrics/evaluate.json.
@@ -36,3 +38,8 @@ def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
 def plot_file(name: str) -> Path:
     """Test-split predictions of model ``name``: actual, predicted, residual."""
     return PLOTS_DIR / f"{name}.csv"
+
+
+def weights_plot_file(name: str) -> Path:
+    """Per-weight errors of quantized model ``name``: feature, float, dequantized, error."""
+    return PLOTS_DIR / f"weights_{name}.csv"

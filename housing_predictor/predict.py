@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from housing_predictor import paths  # noqa: E402
 from housing_predictor.artifacts import SavedModel, load_model, read_json, replacing  # noqa: E402
 from housing_predictor.errors import PipelineError, run_guarded  # noqa: E402
-from housing_predictor.linear import LinearParams  # noqa: E402
+from housing_predictor.linear import TARGET_UNIT_USD, LinearParams  # noqa: E402
 from housing_predictor.quantization import dequantize_model  # noqa: E402
 
 PROG = "python -m housing_predictor"
@@ -424,9 +424,9 @@ def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> li
         if name != "float":
             deviation = float(np.max(np.abs(predictions[name] - predictions["float"])))
             try:
-                recorded = float(metrics[name]["max_deviation"])
+                recorded = float(metrics[name]["max_deviation_usd"]) / TARGET_UNIT_USD
             except (KeyError, TypeError, ValueError):
-                raise PipelineError(f"metrics file {metrics_path} has no max_deviation for {name}: run `dvc repro`") from None
+                raise PipelineError(f"metrics file {metrics_path} has no max_deviation_usd for {name}: run `dvc repro`") from None
             line += f", max deviation from float = {deviation:.6g} (metrics: {recorded:.6g})"
             if not abs(deviation - recorded) <= SELFCHECK_TOLERANCE:
                 failures.append(

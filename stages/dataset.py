@@ -20,8 +20,13 @@ TARGET = "MedHouseVal"
 
 def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
     """CSV of ``columns`` (each (n_rows,) or (n_rows, k)) under ``header``, numbers as ``repr``:
-    the shortest text that reads back as the same float64."""
-    rows = (",".join(map(repr, row)) for row in np.column_stack(columns).tolist())
+    the shortest text that reads back as the same float64; a column of labels (str, no commas)
+    is written as it is."""
+    parts = [np.asarray(column).reshape(len(column), -1).tolist() for column in columns]
+    rows = (
+        ",".join(cell if isinstance(cell, str) else repr(cell) for part in row for cell in part)
+        for row in zip(*parts, strict=True)
+    )
     write_atomic(path, ("\n".join((",".join(header), *rows)) + "\n").encode())
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from housing_predictor import paths
 from housing_predictor.artifacts import SavedModel, load_model, write_json
 from housing_predictor.errors import run_guarded
+from housing_predictor.linear import TARGET_UNIT_USD
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages.dataset import read_split, write_csv
 from stages.params import evaluate_params
@@ -34,13 +35,20 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def deviations(float_pred: np.ndarray, quantized_pred: np.ndarray) -> dict:
-    """How far a quantized model's predictions are from the float model's."""
+    """How far a quantized model's predictions are from the float model's, in dollars: the unit in
+    the key keeps tiny figures readable in `dvc metrics show` (q16's RMS is about $1, 9.4e-6 in
+    the target's unit, which DVC's default precision shows as 1e-05)."""
     from sklearn import metrics
 
     return {
-        "rms_deviation": float(metrics.root_mean_squared_error(float_pred, quantized_pred)),
-        "max_deviation": float(metrics.max_error(float_pred, quantized_pred)),
+        "rms_deviation_usd": float(metrics.root_mean_squared_error(float_pred, quantized_pred)) * TARGET_UNIT_USD,
+        "max_deviation_usd": float(metrics.max_error(float_pred, quantized_pred)) * TARGET_UNIT_USD,
     }
+
+
+def r2_drop_ppm(float_r2: float, quantized_r2: float) -> float:
+    """Float R² minus the quantized model's, in millionths (q16's drop is about 1e-6 of R²)."""
+    return (float_r2 - quantized_r2) * 1e6
 
 
 def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict[str, SavedModel]) -> dict:
@@ -52,7 +60,7 @@ def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict
         entry["payload_bytes"] = payload_bytes(saved[name].tensors)
         entry["file_bytes"] = saved[name].file_bytes
         if name != "float":
-            entry["r2_drop"] = result["float"]["r2"] - entry["r2"]
+            entry["r2_drop_ppm"] = r2_drop_ppm(result["float"]["r2"], entry["r2"])
             entry.update(deviations(predictions["float"], pred))
         result[name] = entry
     return result
@@ -89,6 +97,22 @@ def selfcheck_rows(predictions: dict[str, np.ndarray], count: int) -> np.ndarray
     return np.unique(np.concatenate([spread, worst]))
 
 
+def write_plot_data(y: np.ndarray, predictions: dict[str, np.ndarray], weights: dict) -> None:
+    """plots/<model>.csv: actual, predicted, residual, and for quantized models the float model's
+    prediction and the deviation from it in dollars; plots/weights_<model>.csv: each weight's error."""
+    float_pred = predictions["float"]
+    for name, pred in predictions.items():
+        header, columns = ["actual", "predicted", "residual"], [y, pred, y - pred]
+        if name != "float":
+            header += ["float_predicted", "deviation_usd"]
+            columns += [float_pred, (pred - float_pred) * TARGET_UNIT_USD]
+        write_csv(paths.plot_file(name), header, columns)
+    for name, table in weights.items():
+        rows = table["weights"]
+        columns = [[row[key] for row in rows] for key in ("feature", "float", "dequantized", "error")]
+        write_csv(paths.weights_plot_file(name), ["feature", "float", "dequantized", "error"], columns)
+
+
 def main() -> None:
     params = evaluate_params()
     X, y = read_split(paths.TEST_CSV)
@@ -97,11 +121,9 @@ def main() -> None:
     predictions = {name: model.predict(X) for name, model in models.items()}
 
     write_json(paths.EVALUATE_METRICS, model_metrics(y, predictions, saved))
-    write_json(
-        paths.WEIGHTS_TABLE, {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
-    )
-    for name, pred in predictions.items():
-        write_csv(paths.plot_file(name), ["actual", "predicted", "residual"], [y, pred, y - pred])
+    weights = {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
+    write_json(paths.WEIGHTS_TABLE, weights)
+    write_plot_data(y, predictions, weights)
     rows = selfcheck_rows(predictions, params.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])

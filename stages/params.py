@@ -8,7 +8,9 @@ check are the values dvc.lock records: `yes` is the string 'yes' to both, not a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from ruamel.yaml import YAML, YAMLError
 
 from housing_predictor.errors import PipelineError
 from housing_predictor.paths import PARAMS
-from housing_predictor.quantization import ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the choices the core accepts
+from housing_predictor.quantization import MAX_BITS, MIN_BITS, ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the core's choices
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class QuantizeParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     selfcheck_rows: int
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    min_bits: int
+    max_bits: int
+    schemes: dict[str, QuantizeParams]  # name (a metrics key and plot label): how to quantize
 
 
 # The data set's size and the smallest split side we accept: fewer rows leave a test split on
@@ -97,6 +106,28 @@ def _choice(allowed: tuple[str, ...]):
     return check
 
 
+def _bit_width(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
+        raise PipelineError(f"params.yaml: {key} must be an integer from {MIN_BITS} to {MAX_BITS}, got {value!r}")
+    return value
+
+
+# Scheme names become metrics keys (`affine.8.r2_drop_ppm`) and plot labels: keep them plain.
+_SCHEME_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _scheme_names(key: str, value: Any) -> dict:
+    """The mapping of named schemes; each entry's own keys are checked as a quantize section."""
+    if not isinstance(value, dict) or not value:
+        raise PipelineError(f"params.yaml: {key} must be a non-empty mapping of scheme names to quantize settings, got {value!r}")
+    for name in value:
+        if not isinstance(name, str) or not _SCHEME_NAME.fullmatch(name):
+            raise PipelineError(
+                f"params.yaml: {key} has a bad scheme name {name!r} (lowercase letters, digits and _, starting with a letter)"
+            )
+    return value
+
+
 _CHECKS = {
     LoadDataParams: {"test_size": _split_fraction, "random_state": _seed},
     TrainParams: {"standardize": _flag},
@@ -109,6 +140,7 @@ _CHECKS = {
         "bias_correction": _flag,
     },
     EvaluateParams: {"selfcheck_rows": _positive_int},
+    SweepParams: {"min_bits": _bit_width, "max_bits": _bit_width, "schemes": _scheme_names},
 }
 
 
@@ -167,3 +199,13 @@ def quantize_params(model_name: str, path: Path = PARAMS) -> QuantizeParams:
 
 def evaluate_params(path: Path = PARAMS) -> EvaluateParams:
     return _build(EvaluateParams, _read(path), "evaluate")
+
+
+def sweep_params(path: Path = PARAMS) -> SweepParams:
+    """The section ``sweep``; each ``sweep.schemes.<name>`` takes the keys and checks of ``quantize.q8``."""
+    document = _read(path)
+    params = _build(SweepParams, document, "sweep")
+    if params.min_bits > params.max_bits:
+        raise PipelineError(f"params.yaml: sweep.min_bits ({params.min_bits}) must not exceed sweep.max_bits ({params.max_bits})")
+    schemes = {name: _build(QuantizeParams, document, f"sweep.schemes.{name}") for name in params.schemes}
+    return dataclasses.replace(params, schemes=schemes)

@@ -31,6 +31,11 @@ PUBLISHED = [
 ]
 
 
+def dollars(amount: float) -> str:
+    """A deviation in dollars: whole dollars from $100 up, three significant digits below."""
+    return f"{amount:,.0f}" if abs(amount) >= 100 else f"{amount:.3g}"
+
+
 def render(evaluation: dict, weights: dict) -> str:
     float_model = evaluation["float"]
     lines = [
@@ -41,7 +46,7 @@ def render(evaluation: dict, weights: dict) -> str:
         "",
         "## Our models against the published methods",
         "",
-        "| method | R² | R² drop | RMS deviation from float | max deviation | payload bytes | file bytes | payload compression |",
+        "| method | R² | R² drop | RMS deviation from float ($) | max deviation ($) | payload bytes | file bytes | payload compression |",
         "|---|---|---|---|---|---|---|---|",
         f"| float64 (StandardScaler + LinearRegression) | {float_model['r2']:.6f} | — | — | — | {float_model['payload_bytes']} | {float_model['file_bytes']} | 1× |",
     ]
@@ -49,8 +54,8 @@ def render(evaluation: dict, weights: dict) -> str:
         model, table = evaluation[name], weights[name]
         ratio = float_model["payload_bytes"] / model["payload_bytes"]
         lines.append(
-            f"| **ours, `{name}`: {table['scheme']}, {table['bits']}-bit** | {model['r2']:.6f} | {model['r2_drop']:.2g} | "
-            f"{model['rms_deviation']:.2g} | {model['max_deviation']:.2g} | {model['payload_bytes']} | {model['file_bytes']} | {ratio:.2f}× |"
+            f"| **ours, `{name}`: {table['scheme']}, {table['bits']}-bit** | {model['r2']:.6f} | {model['r2_drop_ppm'] / 1e6:.2g} | "
+            f"{dollars(model['rms_deviation_usd'])} | {dollars(model['max_deviation_usd'])} | {model['payload_bytes']} | {model['file_bytes']} | {ratio:.2f}× |"
         )
     lines += [f"| {method} | {r2} | {drop} | | | | | |" for method, r2, drop in PUBLISHED]
     lines += [
@@ -66,9 +71,10 @@ def render(evaluation: dict, weights: dict) -> str:
     ]
     q8, q16 = evaluation["q8"], evaluation["q16"]
     lines += [
-        f"- 8-bit moves predictions by {q8['rms_deviation']:.2g} RMS (max {q8['max_deviation']:.2g}) on a target whose",
-        f"  standard deviation is about 1.15, and changes R² by {abs(q8['r2_drop']):.2g}.",
-        f"- 16-bit moves them by {q16['rms_deviation']:.2g} RMS (max {q16['max_deviation']:.2g}); R² changes by {abs(q16['r2_drop']):.2g}.",
+        f"- 8-bit moves predictions by ${dollars(q8['rms_deviation_usd'])} RMS (max ${dollars(q8['max_deviation_usd'])}) on a target whose",
+        f"  standard deviation is about $115,000, and changes R² by {abs(q8['r2_drop_ppm']) / 1e6:.2g}.",
+        f"- 16-bit moves them by ${dollars(q16['rms_deviation_usd'])} RMS (max ${dollars(q16['max_deviation_usd'])}); "
+        f"R² changes by {abs(q16['r2_drop_ppm']) / 1e6:.2g}.",
         "",
         "## Per-weight errors",
         "",

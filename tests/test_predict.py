@@ -318,7 +318,7 @@ def test_selfcheck_fails_on_a_wrong_expected_prediction(artifacts_copy):
 def test_selfcheck_fails_when_metrics_disagree(artifacts_copy):
     path = artifacts_copy / "metrics" / "evaluate.json"
     metrics = json.loads(path.read_text())
-    metrics["q16"]["max_deviation"] *= 1.01
+    metrics["q16"]["max_deviation_usd"] *= 1.01
     path.write_text(json.dumps(metrics))
     result = selfcheck_copy(artifacts_copy)
     assert result.returncode == 2 and "q16 deviates from float" in result.stderr, result.stderr

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 README = (REPO / "README.md").read_text()
-COLUMNS = ["r2", "r2_drop", "rms_deviation", "max_deviation", "payload_bytes", "file_bytes"]
+COLUMNS = ["r2", "r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd", "payload_bytes", "file_bytes"]
 ROWS = {"float64": "float", "8-bit": "q8", "16-bit": "q16"}
 
 
@@ -28,7 +28,7 @@ def results_table() -> dict[str, list[str]]:
 
 def shown_value(text: str) -> tuple[float, float]:
     """A table cell as a number and half a unit of its last digit (what rounding allows)."""
-    text = text.replace("−", "-")
+    text = text.replace("−", "-").replace(",", "")
     decimals = len(text.split(".")[1]) if "." in text else 0
     return float(text), 0.5 * 10.0**-decimals
 

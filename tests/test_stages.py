@@ -186,11 +186,11 @@ def test_model_metrics_shape_and_meaning(scored):
     assert list(metrics) == ["float", "q8", "q16"]
     assert list(metrics["float"]) == common
     for name in ("q8", "q16"):
-        assert list(metrics[name]) == [*common, "r2_drop", "rms_deviation", "max_deviation"]
-        assert metrics[name]["r2_drop"] == metrics["float"]["r2"] - metrics[name]["r2"]
-        deviation = predictions[name] - predictions["float"]
-        assert metrics[name]["rms_deviation"] == pytest.approx(np.sqrt(np.mean(deviation**2)), rel=1e-12)
-        assert metrics[name]["max_deviation"] == pytest.approx(np.abs(deviation).max(), rel=1e-12)
+        assert list(metrics[name]) == [*common, "r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd"]
+        assert metrics[name]["r2_drop_ppm"] == (metrics["float"]["r2"] - metrics[name]["r2"]) * 1e6
+        deviation_usd = (predictions[name] - predictions["float"]) * 100_000  # the target is in $100,000
+        assert metrics[name]["rms_deviation_usd"] == pytest.approx(np.sqrt(np.mean(deviation_usd**2)), rel=1e-12)
+        assert metrics[name]["max_deviation_usd"] == pytest.approx(np.abs(deviation_usd).max(), rel=1e-12)
     assert metrics["float"]["rmse"] == pytest.approx(np.sqrt(metrics["float"]["mse"]), rel=1e-12)
     assert metrics["float"]["payload_bytes"] == 25 * 8  # scaler (16), weights (8), bias: float64
     assert metrics["q8"]["payload_bytes"] == 16 * 4 + 8 + 4 + 1 + 4  # f32 scaler, int8 w, scale, zero point, f32 bias

@@ -594,18 +594,19 @@ def metrics() -> dict:
 
 
 def test_metrics_within_a_few_ulps_pass(compare, metrics):
+    metrics = perturbed(metrics, ("q16", "r2_drop_ppm"), 0.0)  # units in the keys leave no tiny figure: make one
     new = perturbed(metrics, ("q8", "r2"), lambda v: v * (1 + 1e-15))
-    new = perturbed(new, ("q16", "r2_drop"), lambda v: v + 3e-16)  # tiny value: abs tolerance
+    new = perturbed(new, ("q16", "r2_drop_ppm"), 3e-16)  # tiny value: abs tolerance
     result = compare.compare_json(metrics, new, "metrics/evaluate.json: ")
     assert result.problems == []
-    assert [line.split(":")[1].strip() for line in result.drifts] == ["q8.r2", "q16.r2_drop"]
+    assert [line.split(":")[1].strip() for line in result.drifts] == ["q8.r2", "q16.r2_drop_ppm"]
 
 
 @pytest.mark.parametrize(
     "path, value, message",
     [
         (("q8", "r2"), lambda v: v * (1 + 1e-6), "q8.r2"),
-        (("q16", "r2_drop"), lambda v: v + 1e-9, "q16.r2_drop"),
+        (("q16", "r2_drop_ppm"), lambda v: v * (1 + 1e-6), "q16.r2_drop_ppm"),
         (("q8", "payload_bytes"), lambda v: v + 1, "q8.payload_bytes"),
         (("float", "r2"), "0.5757", "float.r2"),
         (("q8", "extra"), 1.0, "q8: keys"),
