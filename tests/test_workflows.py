@@ -877,3 +877,18 @@ def test_ci_run_stands_in_for_the_runners_data_step_and_nothing_else():
         if (REPO / name).is_file() and re.search(rb"\.\./shared|shared/" + b"scikit_learn_data", (REPO / name).read_bytes())
     ]
     assert mentions == [".ci/run"]
+
+
+def test_the_pipeline_job_uploads_the_rendered_plots_and_links_them(workflow):
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
+    render_step = index_of(steps, lambda s: "scripts/render_plots.py" in step_runs(s))
+    upload = index_of(steps, lambda s: uses(s, "actions/upload-artifact"))
+    link = index_of(steps, lambda s: "GITHUB_STEP_SUMMARY" in step_runs(s) and "PLOTS_URL" in step_runs(s))
+    assert gate < render_step < upload < link
+    assert '--diff "$BASE_SHA"' in step_runs(steps[render_step])  # a pull request also gets the diff
+    assert steps[upload]["with"]["path"] == "build/plots/" and steps[upload]["with"]["if-no-files-found"] == "error"
+    assert steps[link]["env"]["PLOTS_URL"] == f"${{{{ steps.{steps[upload]['id']}.outputs.artifact-url }}}}"
+    checkout = next(s for s in steps if uses(s, "actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # the base commit, for the diff
+    assert "scripts/render_plots.py" in (REPO / ".ci" / "run").read_text()
