@@ -43,9 +43,11 @@ class Stopped(BaseException):
 
 def stop_on_signals() -> None:
     """Turn SIGTERM (`docker stop`), SIGHUP and SIGINT (Ctrl-C) into ``Stopped``, so that cleanup
-    runs and the command ends with one line instead of a traceback."""
+    runs and the command ends with one line instead of a traceback. A signal already ignored when
+    we start (`nohup` ignores SIGHUP, a shell's background job SIGINT) stays ignored."""
     for signum in STOP_SIGNALS:
-        signal.signal(signum, _stop)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _stop)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -89,7 +91,8 @@ def open_output(path: str | None, input_stat: os.stat_result | None) -> Iterator
         with _opened(target, path, os.O_WRONLY) as fd:
             yield lambda data: _write_all(fd, data, path)
         return
-    if existing is not None and not os.access(target, os.W_OK):
+    # (root may write any file, so the mode counts too: a file nobody may write is meant to stay)
+    if existing is not None and not (os.access(target, os.W_OK) and existing.st_mode & 0o222):
         raise PipelineError(f"output {path} is read-only: it was left as it was")
     with _replacing(target, path, existing) as write:
         yield write

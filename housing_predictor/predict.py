@@ -78,8 +78,8 @@ def load_saved(name: str, models_dir: Path) -> SavedModel:
     saved = load_model(path)
     expected = paths.QUANTIZED_BITS.get(name)
     if (saved.scheme == "float") != (expected is None) or (expected is not None and saved.bits != expected):
-        wanted = "the float model" if expected is None else f"a {expected}-bit model"
-        raise PipelineError(f"model file {path} holds a {saved.bits}-bit {saved.scheme} model, expected {wanted} for {name}")
+        wanted = "the float model" if expected is None else f"the {expected}-bit model"
+        raise PipelineError(f"model file {path} holds a {saved.bits}-bit {saved.scheme} model, but {name} is {wanted}")
     return saved
 
 
