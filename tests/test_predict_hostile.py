@@ -204,7 +204,7 @@ CASES = {
     "checksum mismatch": Case("its contents do not match the checksum", models=flip_a_byte),
     "q16's file over q8's": Case("holds a 16-bit affine model, but q8 is the 8-bit model", models=copy_q16_over_q8),
     "q16's file over q8's, --version": Case(
-        "expected a 8-bit model for q8", args=["--version"], output=None, models=copy_q16_over_q8
+        "but q8 is the 8-bit model", args=["--version"], output=None, models=copy_q16_over_q8
     ),
     "model file missing": Case("q8.safetensors is missing", models=lambda models: (models / "q8.safetensors").unlink()),
     # usage
