@@ -33,7 +33,7 @@ import numpy as np
 
 from housing_predictor import paths
 from housing_predictor.artifacts import SavedModel, load_model, read_json
-from housing_predictor.csv_io import read_table  # noqa: F401  (part of this module's interface: serve uses it)
+from housing_predictor.csv_io import read_table  # also part of this module's interface (the HTTP server's)
 from housing_predictor.errors import PipelineError, run_guarded
 from housing_predictor.linear import LinearParams
 from housing_predictor.output import Stopped, open_output, stdout_writer, stop_on_signals
@@ -98,15 +98,15 @@ def predict_command(args: argparse.Namespace) -> None:
     saved, model = load_linear(args.model, Path(args.models_dir))
     with open_input(args.input) as (stream, source), open_output(args.output, _fstat(stream)) as write:
         header = f"{OUTPUT_COLUMN}\n".encode()  # written with the first rows: a bad input writes nothing
-        for first_line, X in read_table(stream, saved.features, source):
+        rows_done = 0
+        for _, X in read_table(stream, saved.features, source):
             predictions = model.predict(X)
             if not np.isfinite(predictions).all():
-                row = int(np.flatnonzero(~np.isfinite(predictions))[0])
-                raise PipelineError(
-                    f"{source}: the prediction of data row {row + 1} from line {first_line} overflows float64 (values too large)"
-                )
+                row = rows_done + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
+                raise PipelineError(f"{source}: the prediction of data row {row} overflows float64 (its values are too large)")
             write(header + format_predictions(predictions))
             header = b""
+            rows_done += len(X)
 
 
 def _fstat(stream: BinaryIO) -> os.stat_result | None:

@@ -138,6 +138,10 @@ CASES = {
     "infinity": Case(
         "line 2, column Longitude: '-Infinity' is not a finite number", input_file=rows(ROW.replace("-122.23", "-Infinity"))
     ),
+    "prediction overflows": Case(
+        "the prediction of data row 3 overflows float64",
+        input_file=rows(ROW, "", ROW, ROW.replace("8.3252", "1.7e308").replace("1.0238095238095237", "1.7e308")),
+    ),
     "empty field": Case("line 2, column Latitude is empty", input_file=rows(ROW.replace("37.88", ""))),
     "row too short": Case("line 3 has 2 fields, expected 8", input_file=rows(ROW, "1,2")),
     "row too long": Case("line 2 has 9 fields, expected 8", input_file=rows(ROW + ",3")),
