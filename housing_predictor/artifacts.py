@@ -194,12 +194,10 @@ def _saved_model(tensors: dict[str, np.ndarray], metadata: dict[str, str], file_
     return SavedModel(tensors=tensors, file_bytes=file_bytes, **fields)
 
 
-# The data set's features: a model file must name each once, in any order.
-FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
-
 # Each scheme's tensors, as (kind, length): "real" float32/float64 finite numbers, "scale" the same
 # and positive, "code" integers in the storage type of the file's bit width (int8/uint8 up to
-# 8 bits, int16/uint16 up to 16) and within its range. A length of None is one per feature.
+# 8 bits, int16/uint16 up to 16) and within its range. A length of None is one per feature (the
+# file's features; which features a model must read is the predictor's business).
 PER_FEATURE = None
 TENSOR_LAYOUTS = {
     "float": {"weight": ("real", PER_FEATURE), "bias": ("real", 1)},
@@ -232,9 +230,9 @@ MIN_CODE_BITS, MAX_CODE_BITS = 2, 16
 
 
 def check_structure(saved: SavedModel) -> None:
-    """What the predictor relies on, beyond the checksum: known scheme, consistent bits, the eight
-    known features once each, and exactly the scheme's tensors with the right dtypes, shapes and
-    values. Raises ValueError naming the first problem."""
+    """What the predictor relies on, beyond the checksum: known scheme, consistent bits, features
+    named once each, and exactly the scheme's tensors with the right dtypes, shapes (one weight per
+    feature) and values. Raises ValueError naming the first problem."""
     if saved.scheme not in TENSOR_LAYOUTS:
         raise ValueError(f"unknown scheme {saved.scheme!r} (known: {', '.join(TENSOR_LAYOUTS)})")
     if saved.scheme == "float" and saved.bits != FLOAT_BITS:
@@ -251,14 +249,14 @@ def check_structure(saved: SavedModel) -> None:
         found = ", ".join(sorted(saved.tensors)) or "none"
         raise ValueError(f"scheme {saved.scheme} needs tensors {', '.join(layout)}; found {found}")
     for name, (kind, length) in layout.items():
-        _check_tensor(name, saved.tensors[name], kind, len(FEATURES) if length is PER_FEATURE else length, saved.bits)
+        _check_tensor(name, saved.tensors[name], kind, len(saved.features) if length is PER_FEATURE else length, saved.bits)
 
 
 def _check_features(features: object) -> None:
-    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
+    if not isinstance(features, list) or not features or not all(isinstance(name, str) and name for name in features):
         raise ValueError(f"features must be a list of names, found {str(features)[:60]!r}")
-    if len(set(features)) != len(features) or sorted(features) != sorted(FEATURES):
-        raise ValueError(f"features must be {', '.join(FEATURES)} once each (any order), found {', '.join(features)[:200]}")
+    if len(set(features)) != len(features):
+        raise ValueError(f"features must be named once each, found {', '.join(features)[:200]}")
 
 
 def _check_tensor(name: str, values: np.ndarray, kind: str, length: int, bits: int) -> None:

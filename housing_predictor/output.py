@@ -102,7 +102,11 @@ def stdout_writer(input_stat: os.stat_result | None = None) -> Writer:
     """Writes to stdout, unbuffered (so nothing is left for Python to flush, and fail on, at exit)."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         raise PipelineError("output stdout is closed: redirect it, or use --output FILE")
-    fd = sys.stdout.fileno()
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # replaced by an in-memory stream (redirect_stdout)
+        return lambda data: sys.stdout.write(data.decode())
+    sys.stdout.flush()  # what was printed before goes first
     if same_file(os.fstat(fd), input_stat):
         raise PipelineError("output stdout is the input file: write the predictions somewhere else")
     return lambda data: _write_all(fd, data, "stdout")

@@ -42,6 +42,8 @@ from housing_predictor.quantization import dequantize_model
 PROG = "python -m housing_predictor"
 SELFCHECK_TOLERANCE = 1e-9  # absolute, in the target's unit ($100,000)
 OUTPUT_COLUMN = "prediction"
+# What every model must read, once each, in any order: the data set's features.
+FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
@@ -80,6 +82,10 @@ def load_saved(name: str, models_dir: Path) -> SavedModel:
     if (saved.scheme == "float") != (expected is None) or (expected is not None and saved.bits != expected):
         wanted = "the float model" if expected is None else f"the {expected}-bit model"
         raise PipelineError(f"model file {path} holds a {saved.bits}-bit {saved.scheme} model, but {name} is {wanted}")
+    if sorted(saved.features) != sorted(FEATURES):
+        raise PipelineError(
+            f"model file {path} is invalid: it reads {', '.join(saved.features)[:200]}, expected {', '.join(FEATURES)}"
+        )
     return saved
 
 
@@ -100,7 +106,8 @@ def predict_command(args: argparse.Namespace) -> None:
         header = f"{OUTPUT_COLUMN}\n".encode()  # written with the first rows: a bad input writes nothing
         rows_done = 0
         for _, X in read_table(stream, saved.features, source):
-            predictions = model.predict(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
+                predictions = model.predict(X)
             if not np.isfinite(predictions).all():
                 row = rows_done + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
                 raise PipelineError(f"{source}: the prediction of data row {row} overflows float64 (its values are too large)")

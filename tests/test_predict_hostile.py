@@ -161,6 +161,7 @@ CASES = {
     "output is the input": Case("output in.csv is the input file", output="in.csv"),
     "output is a hard link to the input": Case("is the input file", output="out/link.csv", setup=hard_link_to_input),
     "output is a symlink to the input": Case("is the input file", output="out/link.csv", setup=symlink_to_input),
+    "stdin is the output file": Case("output out/target.csv is the input file", stdin=b"", redirect="< out/target.csv"),
     "stdout appends to the input": Case("output stdout is the input file", output=None, redirect=">> in.csv"),
     "read-only output": Case("output out/target.csv is read-only", setup=read_only_target),
     "output is a directory": Case(
@@ -199,7 +200,10 @@ CASES = {
     "unknown scheme": Case("unknown scheme 'magic'", models=metadata(scheme="magic")),
     "bits not a number": Case("its metadata 'bits' is malformed", models=metadata(bits="eight")),
     "features '5'": Case("features must be a list of names, found '5'", models=metadata(features="5")),
-    "a feature twice": Case("features must be MedInc", models=metadata(features=json.dumps(["MedInc"] * 8))),
+    "a feature twice": Case("features must be named once each", models=metadata(features=json.dumps(["MedInc"] * 8))),
+    "unknown features": Case(
+        "is invalid: it reads a, b, c, d, e, f, g, h, expected MedInc", models=metadata(features=json.dumps(list("abcdefgh")))
+    ),
     "params not an object": Case("its metadata 'params' is not a JSON object", models=metadata(params="[]")),
     "header JSON a list": Case("is corrupted (not a readable safetensors file: no metadata)", models=raw_header(b"[1, 2]  ")),
     "header nested 50,000 deep": Case(
