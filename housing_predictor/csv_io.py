@@ -145,6 +145,7 @@ def parse_rows(block: bytes, first_line: int, header: list[str], source: str) ->
             raise PipelineError(f"{source} lines {first_line}-{first_line + text.count(chr(10)) - 1}: {error}") from None
     if X.shape[1] != len(header) or not np.isfinite(X).all():
         _raise_first_problem(text, first_line, header, source)
+        raise PipelineError(f"{source} lines {first_line}-{first_line + text.count(chr(10)) - 1} cannot be read as numbers")
     return X
 
 

@@ -56,6 +56,17 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Stop signals wait until the block ends: for steps that must not be cut in two (a temp file
+    created but not yet known to the cleanup, a file being rewritten in place)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def same_file(a: os.stat_result | None, b: os.stat_result | None) -> bool:
     return a is not None and b is not None and stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
@@ -130,19 +141,23 @@ def _replacing(target: Path, shown: str, existing: os.stat_result | None) -> Ite
     rename it over ``target`` (or copy it into ``target`` when that has other hard links)."""
     import tempfile  # only a run writing to a file needs it
 
+    temp = None
     try:
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as error:
-        raise PipelineError(f"output {shown} cannot be written: {error.strerror}") from None
-    temp = Path(temp_name)
-    try:
+        with signals_held():  # (a signal held here arrives when the block ends: inside this try)
+            try:
+                fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            except OSError as error:
+                raise PipelineError(f"output {shown} cannot be written: {error.strerror}") from None
+            temp = Path(temp_name)
         try:
             yield lambda data: _write_all(fd, data, shown)
         finally:
             os.close(fd)
-        _put_in_place(temp, target, shown, existing)
+        with signals_held():
+            _put_in_place(temp, target, shown, existing)
     finally:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
 
 
 def _put_in_place(temp: Path, target: Path, shown: str, existing: os.stat_result | None) -> None:
