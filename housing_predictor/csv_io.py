@@ -129,7 +129,7 @@ def _skip_blank_lines(first_line: int, block: bytes) -> tuple[int, bytes]:
 def parse_rows(block: bytes, first_line: int, header: list[str], source: str) -> np.ndarray:
     """The block's rows as (n, len(header)) float64, columns in file order; blank lines skipped.
 
-    numpy reads the block; if it refuses it, or reads NaN or infinity, ``_first_problem`` re-reads
+    numpy reads the block; if it refuses it, or reads NaN or infinity, ``_raise_first_problem`` re-reads
     the block line by line to say where. Lines of spaces only (which numpy takes for one empty
     field) are dropped and the block read again."""
     if not block.strip():
@@ -142,11 +142,17 @@ def parse_rows(block: bytes, first_line: int, header: list[str], source: str) ->
         try:
             X = _loadtxt("\n".join(line for line in text.split("\n") if line.strip()))
         except ValueError:
-            raise PipelineError(f"{source} lines {first_line}-{first_line + text.count(chr(10)) - 1}: {error}") from None
+            raise PipelineError(f"{source} {_lines(first_line, text)}: {error}") from None
     if X.shape[1] != len(header) or not np.isfinite(X).all():
         _raise_first_problem(text, first_line, header, source)
-        raise PipelineError(f"{source} lines {first_line}-{first_line + text.count(chr(10)) - 1} cannot be read as numbers")
+        raise PipelineError(f"{source} {_lines(first_line, text)} cannot be read as numbers")
     return X
+
+
+def _lines(first_line: int, text: str) -> str:
+    """'lines A-B': the lines of a block, for the (unexpected) case where numpy and the csv module
+    disagree about which of them is wrong."""
+    return f"lines {first_line}-{first_line + text.count(chr(10)) - 1}"
 
 
 def _loadtxt(text: str) -> np.ndarray:
