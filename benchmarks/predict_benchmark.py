@@ -1,14 +1,15 @@
-"""Figures for the predictor (issue 7's targets): cold start, throughput, peak memory, runtime size.
+"""Figures for the predictor (issue 11's targets): throughput against pandas, peak memory, cold start.
 
     python benchmarks/predict_benchmark.py [--models-dir models] [--rows 1000000] [--repeat 3]
 
-Run from the repository root after `dvc repro`. Generates a CSV of ``--rows`` rows (8 float columns
-with the data set's magnitudes, written with repr like the pipeline's own files) in a temp folder,
-then times, as subprocesses: `python -c "import numpy"` against `predict` of one row; numpy.loadtxt
-+ numpy.savetxt against `predict` of every model on the same file; the peak RSS of `predict` on
-10,000 and on all rows; and where one run's time goes (parse, dot product, format, write). Last, the
-runtime's size: the image's install steps (pip install -r requirements-runtime.txt, then
-scripts/prune_runtime.sh) replayed into a `pip install --target` folder.
+Run from the repository root after `dvc repro`, with the baselines' libraries installed
+(`pip install -r benchmarks/requirements.txt`: pandas and polars are not project dependencies; a
+baseline whose library is missing is skipped with a note). Writes a CSV of ``--rows`` rows sampled
+from the data set (data/train.csv + data/test.csv), as pandas writes them, in a temp folder, then
+times, as subprocesses: `predict` of one row against `python -c "import numpy"`; every model's
+`predict` against pandas (read_csv, predict, to_csv) and polars on the same file; the peak RSS of
+`predict` on 10,000 and on all rows; where one run's time goes. Last, the runtime's size: the
+image's install steps replayed into a `pip install --target` folder.
 
 Other work on the machine slows every run; the best of ``--repeat`` runs is the least disturbed, so
 ratios use best times, and medians are printed beside them.
@@ -17,6 +18,8 @@ ratios use best times, and medians are printed beside them.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import shutil
 import statistics
@@ -31,35 +34,60 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from housing_predictor import paths, predict  # noqa: E402
+from housing_predictor import csv_io, paths, predict  # noqa: E402
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
-BASELINE = """
-import sys, numpy as np
-X = np.loadtxt(sys.argv[1], delimiter=",", skiprows=1)
-np.savetxt(sys.argv[2], X @ np.ones(X.shape[1]), header="prediction", comments="")
+BENCHMARK_REQUIREMENTS = REPO / "benchmarks" / "requirements.txt"
+# The baselines do the predictor's job with another library: read the CSV, predict with the float
+# model's folded weights (argv 3: JSON [weights, bias]), write one `prediction` column.
+PANDAS_BASELINE = """
+import json, sys, pandas as pd, numpy as np
+weight, bias = json.loads(sys.argv[3])
+frame = pd.read_csv(sys.argv[1])
+X = frame[json.loads(sys.argv[4])].to_numpy()
+pd.DataFrame({"prediction": X @ np.array(weight) + bias}).to_csv(sys.argv[2], index=False)
+"""
+POLARS_BASELINE = """
+import json, sys, polars as pl, numpy as np
+weight, bias = json.loads(sys.argv[3])
+frame = pl.read_csv(sys.argv[1])
+X = frame.select(json.loads(sys.argv[4])).to_numpy()
+pl.DataFrame({"prediction": X @ np.array(weight) + bias}).write_csv(sys.argv[2])
 """
 
 
-def write_features_csv(path: Path, n_rows: int, seed: int = 0) -> None:
-    """California-Housing-like features: incomes with 4 decimals, whole ages and populations,
-    ratios at full precision (repr), coordinates with 2 decimals."""
-    rng = np.random.default_rng(seed)
+def importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def data_set_features() -> tuple[list[str], np.ndarray]:
+    """The data set's feature rows, from the pipeline's split files (`dvc repro` writes them)."""
+    tables = []
+    for split in (paths.TRAIN_CSV, paths.TEST_CSV):
+        if not (REPO / split).exists():
+            raise SystemExit(f"{split} is missing: run `dvc repro` first")
+        tables.append(np.loadtxt(REPO / split, delimiter=",", skiprows=1))
+    header = (REPO / paths.TRAIN_CSV).read_text().split("\n", 1)[0].split(",")
+    return header[:8], np.concatenate(tables)[:, :8]
+
+
+def write_sample_csv(path: Path, n_rows: int, seed: int = 0) -> str:
+    """``n_rows`` rows sampled (with replacement) from the data set, written as pandas writes them
+    (`DataFrame.to_csv(index=False)`); with the same text (repr of each float64) when pandas is not
+    installed. Returns which writer wrote it."""
+    features, X = data_set_features()
+    rows = X[np.random.default_rng(seed).integers(0, len(X), n_rows)]
+    if importable("pandas"):
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=features).to_csv(path, index=False)
+        return "pandas.DataFrame.to_csv"
     with open(path, "w") as out:
-        out.write(",".join(FEATURES) + "\n")
+        out.write(",".join(features) + "\n")
         for start in range(0, n_rows, 100_000):
-            n = min(100_000, n_rows - start)
-            columns = [
-                np.round(rng.lognormal(1.25, 0.45, n), 4),
-                np.round(rng.uniform(1, 52, n)),
-                rng.lognormal(1.6, 0.25, n),
-                rng.lognormal(0.07, 0.1, n),
-                np.round(rng.lognormal(7.0, 0.7, n)),
-                rng.lognormal(1.0, 0.3, n),
-                np.round(rng.uniform(32.5, 42, n), 2),
-                np.round(rng.uniform(-124.3, -114.3, n), 2),
-            ]
-            out.write("\n".join(",".join(map(repr, row)) for row in np.column_stack(columns).tolist()) + "\n")
+            out.write("".join(",".join(map(repr, row)) + "\n" for row in rows[start : start + 100_000].tolist()))
+    return "repr (pandas not installed)"
 
 
 # Runs a command and reports its wall time and peak RSS. A child forked from this (big) process
@@ -95,17 +123,14 @@ def repeated(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str
 
 
 def stage_image_files(models_dir: Path, app: Path) -> None:
-    """The image's /app: the stages modules the Dockerfile copies, compiled as its RUN line does
-    (this checkout may run with PYTHONDONTWRITEBYTECODE, which would make every start compile them),
-    with the models and metrics beside them."""
-    copies = [line.split()[1:-1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("COPY stages/")]
-    (app / "stages").mkdir(parents=True)
-    for source in (s for line in copies for s in line):
-        shutil.copy2(REPO / source, app / source)
+    """The image's /app: the predictor package as the Dockerfile copies it, compiled as its RUN line
+    does (this checkout may run with PYTHONDONTWRITEBYTECODE, which would make every start compile
+    it), with the models and metrics beside it."""
+    shutil.copytree(REPO / "housing_predictor", app / "housing_predictor", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(models_dir, app / "models", ignore=shutil.ignore_patterns("*.joblib"))
     (app / "metrics").mkdir()
     shutil.copy2(REPO / paths.EVALUATE_METRICS, app / "metrics")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(app / "stages")], check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(app / "housing_predictor")], check=True)
 
 
 def predict_command(app: Path, model: str, source: Path, target: Path) -> list[str]:
@@ -130,17 +155,23 @@ def predict_command(app: Path, model: str, source: Path, target: Path) -> list[s
 def breakdown(app: Path, model: str, source: Path, target: Path) -> dict[str, float]:
     """Seconds per step of one `predict` run, done step by step in this process."""
     saved, linear = predict.load_linear(model, app / "models")
-    spent = dict.fromkeys(("read + parse", "dot product", "format", "write"), 0.0)
+    spent = dict.fromkeys(("read lines", "numpy.loadtxt", "predict", "format", "write"), 0.0)
     with open(source, "rb") as stream, open(target, "wb") as out:
-        header = predict.read_header(stream, "input")
-        order = predict.column_order(header, saved.features, "input")
+        blocks = csv_io.iter_blocks(stream, "input")
+        _, first = next(blocks)
+        header_line, _, first = first.partition(b"\n")
+        header = csv_io.parse_header(header_line, "input")
+        order = csv_io.column_order(header, saved.features, "input")
+        pending = [(2, first)]
         clock = time.perf_counter()
-        for first_line, block in predict.iter_blocks(stream, "input"):
-            X = predict.parse_rows(block, first_line, header, "input")[:, order]
-            spent["read + parse"] += time.perf_counter() - clock
+        for first_line, block in itertools.chain(pending, blocks):
+            spent["read lines"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            X = csv_io.parse_rows(block, first_line, header, "input")[:, order]
+            spent["numpy.loadtxt"] += time.perf_counter() - clock
             clock = time.perf_counter()
             predictions = linear.predict(X)
-            spent["dot product"] += time.perf_counter() - clock
+            spent["predict"] += time.perf_counter() - clock
             clock = time.perf_counter()
             text = predict.format_predictions(predictions)
             spent["format"] += time.perf_counter() - clock
@@ -195,6 +226,35 @@ def training_stack_bytes() -> int:
     return tree_bytes(*(p for p in site.iterdir() if p.name.split("-")[0].split(".")[0] in names))
 
 
+def baselines(models_dir: Path, big: Path, out: Path) -> dict[str, list[str]]:
+    """The pandas and polars commands, for the libraries that are installed (a note for the others)."""
+    saved, model = predict.load_linear("float", models_dir)
+    weight, bias = model.folded()
+    argv = [str(big), str(out), json.dumps([weight.tolist(), bias]), json.dumps(saved.features)]
+    commands = {}
+    for library, script in (("pandas", PANDAS_BASELINE), ("polars", POLARS_BASELINE)):
+        if importable(library):
+            commands[f"{library} read_csv + write"] = [sys.executable, "-c", script, *argv]
+        else:
+            print(
+                f"note: {library} is not installed, so its baseline is skipped: "
+                f"pip install -r {BENCHMARK_REQUIREMENTS.relative_to(REPO)}"
+            )
+    return commands
+
+
+def library_versions() -> str:
+    import importlib.metadata
+
+    found = []
+    for library in ("numpy", "pandas", "polars"):
+        try:
+            found.append(f"{library} {importlib.metadata.version(library)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=REPO / paths.MODELS_DIR)
@@ -205,49 +265,46 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="predict-benchmark-") as folder:
         work = Path(folder)
         big, small, one, out = work / "big.csv", work / "small.csv", work / "one.csv", work / "out.csv"
-        write_features_csv(big, args.rows)
-        write_features_csv(small, 10_000, seed=1)
-        write_features_csv(one, 1, seed=2)
+        writer = write_sample_csv(big, args.rows)
+        write_sample_csv(small, 10_000, seed=1)
+        write_sample_csv(one, 1, seed=2)
         app = work / "app"
         stage_image_files(models_dir, app)
         mb = big.stat().st_size / 1e6
         print(
-            f"input: {args.rows:,} rows, {mb:.1f} MB of CSV, 8 float columns; Python {sys.version.split()[0]}, "
-            f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n"
+            f"input: {args.rows:,} rows sampled from the data set, {mb:.1f} MB of CSV written by {writer}; "
+            f"Python {sys.version.split()[0]}, {library_versions()}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f}\n"
         )
 
-        single_thread = ["env", "OPENBLAS_NUM_THREADS=1", sys.executable, "-c", "import numpy"]
         cold = repeated(
             {
                 "python -c 'import numpy'": [sys.executable, "-c", "import numpy"],
-                "  the same, OPENBLAS_NUM_THREADS=1": single_thread,
                 "predict, 1 row (q8)": predict_command(app, "q8", one, out),
                 "import sklearn + joblib (published)": [sys.executable, "-c", "import sklearn.linear_model, joblib"],
             },
             repeat=max(args.repeat * 5, 10),
             cwd=app,
         )
-        print("Cold start (s)                            best   median   predict / this (target <= 1.3): best, median")
+        print("Cold start (s)                            best   median   predict / this (target <= 1.5): best, median")
         predict_times = [t for t, _ in cold["predict, 1 row (q8)"]]
         for name, runs in cold.items():
             times = [t for t, _ in runs]
             ratios = f"{min(predict_times) / min(times):.2f}  {statistics.median(predict_times) / statistics.median(times):.2f}"
             print(f"  {name:38s}{min(times):6.3f}  {statistics.median(times):6.3f}   {ratios}")
-        print(
-            "  (the predictor runs OpenBLAS single-threaded: its pool of threads costs start-up time, and a dot product\n"
-            "   of 8 columns has no use for it)\n"
-        )
 
-        commands = {"numpy.loadtxt + numpy.savetxt": [sys.executable, "-c", BASELINE, str(big), str(out)]}
+        commands = baselines(models_dir, big, out)
         commands |= {f"predict --model {m}": predict_command(app, m, big, out) for m in paths.MODEL_NAMES}
         runs = repeated(commands, args.repeat, cwd=app)
-        baseline = min(t for t, _ in runs["numpy.loadtxt + numpy.savetxt"])
-        print(f"Throughput, {args.rows:,} rows (s)          best   median  peak MiB   speed vs loadtxt+savetxt (target >= 1.4)")
+        reference = "pandas read_csv + write"
+        baseline = min(t for t, _ in runs[reference]) if reference in runs else None
+        print(f"\nThroughput, {args.rows:,} rows (s)          best   median  peak MiB   speed vs pandas (target >= 1.1)")
         for name, measured in runs.items():
             times = [t for t, _ in measured]
+            speed = f"{baseline / min(times):.2f}x" if baseline else "-"
             print(
                 f"  {name:36s}{min(times):6.2f}  {statistics.median(times):6.2f}  {max(r for _, r in measured):8.1f}   "
-                f"{baseline / min(times):.2f}x  ({mb / min(times):.0f} MB/s)"
+                f"{speed}  ({mb / min(times):.0f} MB/s)"
             )
 
         spent = breakdown(app, "q8", big, out)
@@ -265,7 +322,7 @@ def main() -> None:
             repeat=1,
             cwd=app,
         )
-        print("\nPeak RSS of predict (MiB; target <= 50, flat)")
+        print("\nPeak RSS of predict (MiB; target <= 50 MB, flat)")
         for name, measured in memory.items():
             print(f"  {name:36s}{measured[0][1]:6.1f}")
 

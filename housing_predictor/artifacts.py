@@ -151,7 +151,9 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) 
 
 
 def load_model(path: Path) -> SavedModel:
-    """Load and verify a model file; any problem is a PipelineError naming the file."""
+    """Load and verify a model file: its checksum, then its structure (``check_structure``), so that a
+    file re-signed with a valid checksum but the wrong contents is refused too. Any problem is a
+    one-line PipelineError naming the file."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
@@ -165,20 +167,18 @@ def load_model(path: Path) -> SavedModel:
     try:
         metadata = _header_metadata(data)
         tensors = load(data)
-    except (SafetensorError, ValueError, KeyError) as error:
+    except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise PipelineError(f"model file {path} is corrupted (not a readable safetensors file: {error})") from None
     if metadata.get("format") != MODEL_FORMAT:
         raise PipelineError(f"model file {path} is not a {MODEL_FORMAT} file (format {metadata.get('format')!r})")
     if metadata.get("sha256") != content_digest(tensors, metadata):
         raise PipelineError(f"model file {path} is corrupted: its contents do not match the checksum it was saved with")
     try:
-        features = json.loads(metadata["features"])
-        params = json.loads(metadata["params"])
-        bits = int(metadata["bits"])
-        scheme = metadata["scheme"]
-    except (KeyError, ValueError) as error:
-        raise PipelineError(f"model file {path} is corrupted: bad metadata ({error})") from None
-    return SavedModel(tensors=tensors, scheme=scheme, bits=bits, features=features, params=params, file_bytes=len(data))
+        saved = _saved_model(tensors, metadata, len(data))
+        check_structure(saved)
+    except ValueError as error:
+        raise PipelineError(f"model file {path} is invalid: {error}") from None
+    return saved
 
 
 def _header_metadata(data: bytes) -> dict[str, str]:
@@ -189,7 +189,105 @@ def _header_metadata(data: bytes) -> dict[str, str]:
     if length > len(data) - 8:
         raise ValueError("header longer than the file")
     header = json.loads(data[8 : 8 + length])
-    metadata = header.get("__metadata__")
-    if not isinstance(metadata, dict):
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         raise ValueError("no metadata")
-    return metadata
+    return header["__metadata__"]
+
+
+def _saved_model(tensors: dict[str, np.ndarray], metadata: dict[str, str], file_bytes: int) -> SavedModel:
+    """The metadata's fields, parsed; ValueError names the first one that is missing or malformed."""
+    fields = {}
+    for key, parse in (("scheme", str), ("bits", int), ("features", json.loads), ("params", json.loads)):
+        if key not in metadata:
+            raise ValueError(f"its metadata has no {key!r}")
+        try:
+            fields[key] = parse(metadata[key])
+        except (ValueError, RecursionError):
+            raise ValueError(f"its metadata {key!r} is malformed: {metadata[key][:40]!r}") from None
+    if not isinstance(fields["params"], dict):
+        raise ValueError("its metadata 'params' is not a JSON object")
+    return SavedModel(tensors=tensors, file_bytes=file_bytes, **fields)
+
+
+# Each scheme's tensors, as (kind, length): "real" float32/float64 finite numbers, "scale" the same
+# and positive, "code" integers in the storage type of the file's bit width (int8/uint8 up to
+# 8 bits, int16/uint16 up to 16) and within its range. A length of None is one per feature (the
+# file's features; which features a model must read is the predictor's business).
+PER_FEATURE = None
+TENSOR_LAYOUTS = {
+    "float": {"weight": ("real", PER_FEATURE), "bias": ("real", 1)},
+    "affine": {
+        "weight_q": ("code", PER_FEATURE),
+        "weight_scale": ("scale", 1),
+        "weight_zero_point": ("code", 1),
+        "bias": ("real", 1),
+    },
+    "published_a": {
+        "weight_q": ("code", PER_FEATURE),
+        "weight_scale": ("scale", 1),
+        "bias_q": ("code", 1),
+        "bias_scale": ("scale", 1),
+    },
+    "published_b": {
+        "weight_q": ("code", PER_FEATURE),
+        "weight_multiplier": ("scale", 1),
+        "weight_min": ("real", 1),
+        "bias_q": ("code", 1),
+        "bias_multiplier": ("scale", 1),
+        "bias_min": ("real", 1),
+    },
+}
+# The optional standard scaler (both tensors or neither), for the schemes that keep one.
+SCALER_LAYOUT = {"input_mean": ("real", PER_FEATURE), "input_scale": ("scale", PER_FEATURE)}
+SCALER_SCHEMES = ("float", "affine")
+FLOAT_BITS = 64
+MIN_CODE_BITS, MAX_CODE_BITS = 2, 16
+
+
+def check_structure(saved: SavedModel) -> None:
+    """What the predictor relies on, beyond the checksum: known scheme, consistent bits, features
+    named once each, and exactly the scheme's tensors with the right dtypes, shapes (one weight per
+    feature) and values. Raises ValueError naming the first problem."""
+    if saved.scheme not in TENSOR_LAYOUTS:
+        raise ValueError(f"unknown scheme {saved.scheme!r} (known: {', '.join(TENSOR_LAYOUTS)})")
+    if saved.scheme == "float" and saved.bits != FLOAT_BITS:
+        raise ValueError(f"scheme float with bits {saved.bits}, expected {FLOAT_BITS}")
+    if saved.scheme != "float" and not MIN_CODE_BITS <= saved.bits <= MAX_CODE_BITS:
+        raise ValueError(f"bits {saved.bits}, expected {MIN_CODE_BITS} to {MAX_CODE_BITS} for scheme {saved.scheme}")
+    _check_features(saved.features)
+    layout = dict(TENSOR_LAYOUTS[saved.scheme])
+    if saved.scheme in SCALER_SCHEMES and any(name in saved.tensors for name in SCALER_LAYOUT):
+        layout |= SCALER_LAYOUT
+    missing = [name for name in layout if name not in saved.tensors]
+    unexpected = [name for name in saved.tensors if name not in layout]
+    if missing or unexpected:
+        found = ", ".join(sorted(saved.tensors)) or "none"
+        raise ValueError(f"scheme {saved.scheme} needs tensors {', '.join(layout)}; found {found}")
+    for name, (kind, length) in layout.items():
+        _check_tensor(name, saved.tensors[name], kind, len(saved.features) if length is PER_FEATURE else length, saved.bits)
+
+
+def _check_features(features: object) -> None:
+    if not isinstance(features, list) or not features or not all(isinstance(name, str) and name for name in features):
+        raise ValueError(f"features must be a list of names, found {str(features)[:60]!r}")
+    if len(set(features)) != len(features):
+        raise ValueError(f"features must be named once each, found {', '.join(features)[:200]}")
+
+
+def _check_tensor(name: str, values: np.ndarray, kind: str, length: int, bits: int) -> None:
+    if values.shape != (length,):
+        raise ValueError(f"tensor {name} has shape {values.shape}, expected ({length},)")
+    if kind == "code":
+        allowed = ("int8", "uint8") if bits <= 8 else ("int16", "uint16")
+        if values.dtype.name not in allowed:
+            raise ValueError(f"tensor {name} is {values.dtype.name}, expected {' or '.join(allowed)} for {bits}-bit codes")
+        low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if values.dtype.kind == "i" else (0, 2**bits - 1)
+        if values.min() < low or values.max() > high:
+            raise ValueError(f"tensor {name} holds codes outside [{low}, {high}], the range of {bits}-bit codes")
+        return
+    if values.dtype.name not in ("float32", "float64"):
+        raise ValueError(f"tensor {name} is {values.dtype.name}, expected float32 or float64")
+    if not np.isfinite(values).all():
+        raise ValueError(f"tensor {name} holds {values[~np.isfinite(values)][0]}, expected finite numbers")
+    if kind == "scale" and not (values > 0).all():
+        raise ValueError(f"tensor {name} holds {values[~(values > 0)][0]}, expected positive numbers")

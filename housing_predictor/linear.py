@@ -15,8 +15,6 @@ import numpy as np
 TARGET_UNIT_USD = 100_000
 
 
-# Records here are NamedTuples, not dataclasses: as immutable, and cheaper to define at import,
-# which counts in the predictor's start-up (it imports this module, quantization and artifacts).
 class LinearParams(NamedTuple):
     weight: np.ndarray  # (n_features,) float64
     bias: float
@@ -34,7 +32,18 @@ class LinearParams(NamedTuple):
         return (X - self.input_mean) / self.input_scale
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.inputs(X) @ self.weight + self.bias
+        """Predictions (n_rows,) for ``X`` (n_rows, n_features) float64, columns in the model's order.
+
+        Summed feature by feature, left to right, with elementwise numpy operations: each row's
+        result depends on that row alone, bit for bit. A BLAS matrix-vector product picks its
+        kernel (and so its order of additions) by the number of rows, so the same row could come
+        out different in the last bit alone than within a batch.
+        """
+        inputs = self.inputs(X)
+        total = inputs[:, 0] * self.weight[0]
+        for column in range(1, len(self.weight)):
+            total += inputs[:, column] * self.weight[column]
+        return total + self.bias
 
     def folded(self) -> tuple[np.ndarray, float]:
         """The same function as raw-feature weights and bias, ``X @ w + b``, with the scaler folded in."""

@@ -5,8 +5,7 @@
 #
 # Proof that nothing here is needed: tests/test_container.py runs `predict`, `selfcheck` and
 # `--version` (and every bad-input path) on a pruned install.
-# Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to,
-# and numpy.ma, which np.isin can import (the predictor's reader uses it on input it must re-check).
+# Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to.
 set -eu
 site=${1:?usage: prune_runtime.sh SITE_PACKAGES_DIR}
 test -d "$site/numpy" || { echo "error: $site has no numpy to prune" >&2; exit 2; }
@@ -19,6 +18,6 @@ rm -rf numpy/_core/include numpy/_core/lib numpy/_pyinstaller numpy/conftest.py
 rm -f numpy/_core/_simd.*.so numpy/_core/_multiarray_tests.*.so numpy/_core/_umath_tests.*.so \
       numpy/_core/_rational_tests.*.so numpy/_core/_struct_ufunc_tests.*.so numpy/_core/_operand_flag_tests.*.so
 # Build tools and subpackages numpy imports only on demand (numpy.random, numpy.fft...), which the
-# predictor never asks for: its arithmetic is a dot product.
-rm -rf numpy/f2py numpy/distutils numpy/typing numpy/testing numpy/random numpy/fft numpy/polynomial numpy/doc
+# predictor never asks for: its arithmetic is elementwise, its reader np.loadtxt (numpy.lib).
+rm -rf numpy/f2py numpy/distutils numpy/typing numpy/testing numpy/random numpy/fft numpy/polynomial numpy/doc numpy/ma
 rm -f bin/f2py bin/numpy-config

@@ -16,9 +16,9 @@ from pathlib import Path
 # (key in metrics/evaluate.json, column heading, format); a model without a key shows "—".
 COLUMNS = (
     ("r2", "R²", "{:.6f}"),
-    ("r2_drop", "R² drop", "{:.3g}"),
-    ("rms_deviation", "RMS deviation", "{:.3g}"),
-    ("max_deviation", "max deviation", "{:.3g}"),
+    ("r2_drop_ppm", "R² drop (ppm)", "{:.3g}"),
+    ("rms_deviation_usd", "RMS deviation ($)", "{:,.2f}"),
+    ("max_deviation_usd", "max deviation ($)", "{:,.2f}"),
     ("payload_bytes", "payload bytes", "{:d}"),
     ("file_bytes", "file bytes", "{:d}"),
 )
@@ -40,7 +40,7 @@ def main() -> None:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read the results in {path}: {error}")
-    print(f"Results on the test split ({path}; deviations from the float model, in $100,000):\n")
+    print(f"Results on the test split ({path}; R² drop and deviations are from the float model):\n")
     print(results_table(metrics))
 
 
