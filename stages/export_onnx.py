@@ -1,0 +1,169 @@
+"""Stage export-onnx: every model as an ONNX graph that ONNX Runtime (or any ONNX engine) runs.
+
+python -m stages.export_onnx    # writes models/float.onnx, q8.onnx, q16.onnx, q8int.onnx
+
+Each graph takes ``features`` (n_rows, 8) in the float model's feature order and returns
+``prediction`` (n_rows, 1) in $100,000:
+
+- float: float64 ``Sub``, ``Div`` (the scaler, explicit), ``MatMul``, ``Add``: our float model.
+- q8, q16 (weight-only): float32; the int8/int16 weight codes go through ``DequantizeLinear``
+  (QDQ form; int16 needs opset 21), then the same ops as the float graph.
+- q8int (integer-only): ``Sub`` (the scaler's shift), ``QuantizeLinear`` per feature to int8,
+  ``MatMulInteger`` (int8 x int8 -> int32), ``Add`` of the int32 bias, ``Cast`` and one ``Mul``:
+  the arithmetic of housing_predictor/integer.py, whose accumulator it reproduces bit for bit.
+
+Deterministic: no timestamps or random names, protobuf serialized deterministically, so a repro
+writes the same bytes. onnx is imported here only: the predictor image never needs it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from housing_predictor import paths
+from housing_predictor.artifacts import SavedModel, load_model, write_atomic
+from housing_predictor.errors import PipelineError, run_guarded
+
+OPSET = 21  # int16 QuantizeLinear/DequantizeLinear need 21
+IR_VERSION = 10  # the IR of opset 21 (ONNX 1.16): what runtimes of that generation load
+PRODUCER = "housing-mlops"
+INPUT, OUTPUT = "features", "prediction"
+ACCUMULATOR = "accumulator"  # q8int's int32 accumulator (bias included), named for tests and users
+ONNX_MODELS = paths.ONNX_MODEL_NAMES
+
+
+def _graph(nodes, initializers: dict[str, np.ndarray], input_dtype, name: str, doc: str, n_features: int):
+    from onnx import helper, numpy_helper
+
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(input_dtype))
+    out_elem = helper.np_dtype_to_tensor_dtype(np.dtype(np.float64 if input_dtype == np.float64 else np.float32))
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info(INPUT, elem, ["n_rows", n_features])],
+        [helper.make_tensor_value_info(OUTPUT, out_elem, ["n_rows", 1])],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(v), name=k) for k, v in initializers.items()],
+        doc_string=doc,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER, ir_version=IR_VERSION, doc_string=doc
+    )
+    return model
+
+
+def _linear_nodes(weight: str) -> list:
+    """(features - mean) / scale @ weight + bias: the scaler explicit, as in our float model.
+
+    The weight is 1-D (n_features,) and the product is unsqueezed to (n_rows, 1) after: given a
+    2-D DequantizeLinear weight, ONNX Runtime's default optimizations (ORT_ENABLE_EXTENDED and up)
+    rewrite DequantizeLinear + MatMul into MatMulNBits, which quantizes the activations to int8
+    too and moved q8's predictions by up to 0.2 on the test split (onnxruntime 1.31.1). That
+    fusion takes 2-D weights only; tests/test_onnx.py checks the optimized graph keeps our ops.
+    """
+    from onnx import helper
+
+    return [
+        helper.make_node("Sub", [INPUT, "input_mean"], ["centered"]),
+        helper.make_node("Div", ["centered", "input_scale"], ["standardized"]),
+        helper.make_node("MatMul", ["standardized", weight], ["product"]),
+        helper.make_node("Unsqueeze", ["product", "output_axes"], ["column"]),
+        helper.make_node("Add", ["column", "bias"], [OUTPUT]),
+    ]
+
+
+def float_graph(tensors: dict[str, np.ndarray], dtype=np.float64):
+    """The float model (StandardScaler + LinearRegression) in ``dtype`` (float64: ours exactly;
+    float32: what ONNX Runtime's quantizers take)."""
+    initializers = {
+        "input_mean": tensors["input_mean"].astype(dtype),
+        "input_scale": tensors["input_scale"].astype(dtype),
+        "weight": tensors["weight"].astype(dtype),
+        "bias": tensors["bias"].astype(dtype),
+        "output_axes": np.array([1], dtype=np.int64),
+    }
+    n = len(tensors["weight"])
+    return _graph(_linear_nodes("weight"), initializers, dtype, "float", "StandardScaler + LinearRegression", n)
+
+
+def weight_only_graph(tensors: dict[str, np.ndarray], bits: int):
+    """A weight-only quantized model (scheme affine) in QDQ form: DequantizeLinear of the codes,
+    then float32 arithmetic, as our predictor does in float64."""
+    from onnx import helper
+
+    if "input_mean" not in tensors or "weight_zero_point" not in tensors:
+        raise PipelineError(f"q{bits}: only the affine scheme on a standardized model exports to ONNX")
+    initializers = {
+        "input_mean": tensors["input_mean"],
+        "input_scale": tensors["input_scale"],
+        "weight_q": tensors["weight_q"],
+        "weight_scale": tensors["weight_scale"].reshape(()),
+        "weight_zero_point": tensors["weight_zero_point"].reshape(()),
+        "bias": tensors["bias"],
+        "output_axes": np.array([1], dtype=np.int64),
+    }
+    dequantize = helper.make_node("DequantizeLinear", ["weight_q", "weight_scale", "weight_zero_point"], ["weight"])
+    n = len(tensors["weight_q"])
+    doc = f"StandardScaler + LinearRegression, weights quantized to {bits} bits (weight-only, QDQ)"
+    return _graph([dequantize, *_linear_nodes("weight")], initializers, np.float32, f"q{bits}", doc, n)
+
+
+def integer_graph(tensors: dict[str, np.ndarray]):
+    """The integer-only model (housing_predictor/integer.py): int8 inputs and weights, int32 accumulator."""
+    from onnx import helper
+
+    initializers = {
+        "input_mean": tensors["input_mean"],
+        "input_step": tensors["input_step"],
+        "input_zero_point": tensors["input_zero_point"],
+        "weight_q": tensors["weight_q"].reshape(-1, 1),
+        "bias_q": tensors["bias_q"],
+        "output_scale": tensors["output_scale"],
+    }
+    nodes = [
+        helper.make_node("Sub", [INPUT, "input_mean"], ["centered"]),
+        helper.make_node("QuantizeLinear", ["centered", "input_step", "input_zero_point"], ["codes"], axis=1),
+        helper.make_node("MatMulInteger", ["codes", "weight_q"], ["product"]),
+        helper.make_node("Add", ["product", "bias_q"], [ACCUMULATOR]),
+        helper.make_node("Cast", [ACCUMULATOR], ["accumulator_float"], to=helper.np_dtype_to_tensor_dtype(np.dtype(np.float32))),
+        helper.make_node("Mul", ["accumulator_float", "output_scale"], [OUTPUT]),
+    ]
+    n = len(tensors["weight_q"])
+    doc = "StandardScaler + LinearRegression, integer-only: int8 inputs and weights, int32 accumulation (Jacob et al. 2018)"
+    return _graph(nodes, initializers, np.float32, "q8int", doc, n)
+
+
+def graph_for(name: str, saved: SavedModel):
+    if name == "float":
+        return float_graph(saved.tensors)
+    if name == "q8int":
+        return integer_graph(saved.tensors)
+    if saved.scheme != "affine":
+        raise PipelineError(f"{name}: scheme {saved.scheme!r} has no ONNX export (only affine does)")
+    return weight_only_graph(saved.tensors, saved.bits)
+
+
+def checked_bytes(model) -> bytes:
+    """The model's bytes after onnx.checker's full check (with shape inference); the same bytes
+    for the same model (deterministic protobuf serialization)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise PipelineError(f"ONNX graph {model.graph.name} is invalid: {str(error).splitlines()[0]}") from None
+    return model.SerializeToString(deterministic=True)
+
+
+def export(name: str, models_dir=paths.MODELS_DIR) -> bytes:
+    """The checked ONNX bytes of model ``name``, from its safetensors file."""
+    return checked_bytes(graph_for(name, load_model(paths.model_file(name, models_dir))))
+
+
+def main() -> None:
+    graphs = {name: export(name) for name in ONNX_MODELS}  # all checked before any is written
+    for name, data in graphs.items():
+        write_atomic(paths.onnx_file(name), data)
+
+
+if __name__ == "__main__":
+    run_guarded(main)
