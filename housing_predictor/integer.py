@@ -75,7 +75,9 @@ def accumulate(codes: np.ndarray, weight_q: np.ndarray, bias_q: np.ndarray) -> n
     (1,) int32 already holds the zero points' term. int32 end to end: numpy keeps the dtype of
     int32 operands, and the bound of ``accumulator_bound`` rules out wrap-around."""
     if codes.dtype != np.int8 or weight_q.dtype != np.int8 or bias_q.dtype != np.int32:
-        raise PipelineError(f"integer model needs int8 inputs and weights and an int32 bias, got {codes.dtype}, {weight_q.dtype}, {bias_q.dtype}")
+        raise PipelineError(
+            f"integer model needs int8 inputs and weights and an int32 bias, got {codes.dtype}, {weight_q.dtype}, {bias_q.dtype}"
+        )
     return codes.astype(np.int32) @ weight_q.astype(np.int32) + bias_q[0]
 
 
@@ -109,7 +111,9 @@ def _float32_positive(value: float, what: str) -> np.float32:
     return stored
 
 
-def build(model: LinearParams, grid: InputGrid, train_X: np.ndarray, *, weight_scale_search: bool, bias_correction: bool) -> dict[str, np.ndarray]:
+def build(
+    model: LinearParams, grid: InputGrid, train_X: np.ndarray, *, weight_scale_search: bool, bias_correction: bool
+) -> dict[str, np.ndarray]:
     """The integer model's tensors for ``model`` (standardized) with input grids ``grid``.
 
     The folded weights ``weight_j * step_j`` go on one symmetric int8 grid, whose scale is
@@ -210,7 +214,13 @@ def _grid_for(low: np.ndarray, high: np.ndarray, n_features: int) -> InputGrid:
 
 
 def quantize_integer(
-    model: LinearParams, train_X: np.ndarray, *, granularity: str, calibration: str, weight_scale_search: bool, bias_correction: bool
+    model: LinearParams,
+    train_X: np.ndarray,
+    *,
+    granularity: str,
+    calibration: str,
+    weight_scale_search: bool,
+    bias_correction: bool,
 ) -> dict[str, np.ndarray]:
     """The tensors of the integer-only 8-bit model of ``model`` (StandardScaler + weights), calibrated on ``train_X``."""
     grid = calibrate(model, train_X, granularity=granularity, calibration=calibration)

@@ -108,7 +108,9 @@ def main() -> None:
     # The integer-only model is scored like the others but not served by the predictor (MODEL_NAMES).
     integer_saved = load_model(paths.model_file(paths.INTEGER_MODEL))
     integer_pred = integer.predict(integer_saved.tensors, X)
-    evaluation = model_metrics(y, {**predictions, paths.INTEGER_MODEL: integer_pred}, {**saved, paths.INTEGER_MODEL: integer_saved})
+    evaluation = model_metrics(
+        y, {**predictions, paths.INTEGER_MODEL: integer_pred}, {**saved, paths.INTEGER_MODEL: integer_saved}
+    )
     evaluation[paths.INTEGER_MODEL].update(saturation_metrics(integer_saved.tensors, X, predictions["float"], integer_pred))
     write_json(paths.EVALUATE_METRICS, evaluation)
     write_json(

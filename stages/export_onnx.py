@@ -2,8 +2,9 @@
 
 python -m stages.export_onnx    # writes models/float.onnx, q8.onnx, q16.onnx, q8int.onnx
 
-Each graph takes ``features`` (n_rows, 8) in the float model's feature order and returns
-``prediction`` (n_rows, 1) in $100,000:
+Each graph takes ``features`` (n_rows, 8) float64, in the float model's feature order (numpy's
+default dtype, what a CSV reads as), and returns ``prediction`` (n_rows, 1) in $100,000, float64
+from the float graph and float32 from the others, which cast their input to float32 first:
 
 - float: float64 ``Sub``, ``Div`` (the scaler, explicit), ``MatMul``, ``Add``: our float model.
 - q8, q16 (weight-only): float32; the int8/int16 weight codes go through ``DequantizeLinear``
@@ -28,20 +29,28 @@ OPSET = 21  # int16 QuantizeLinear/DequantizeLinear need 21
 IR_VERSION = 10  # the IR of opset 21 (ONNX 1.16): what runtimes of that generation load
 PRODUCER = "housing-mlops"
 INPUT, OUTPUT = "features", "prediction"
-ACCUMULATOR = "accumulator"  # q8int's int32 accumulator (bias included), named for tests and users
+INPUT_FLOAT32 = "features_float32"
+# q8int's int8 input codes and int32 accumulator (bias included), named for tests and users
+CODES, ACCUMULATOR = "codes", "accumulator"
 ONNX_MODELS = paths.ONNX_MODEL_NAMES
 
 
-def _graph(nodes, initializers: dict[str, np.ndarray], input_dtype, name: str, doc: str, n_features: int):
+def _elem(dtype) -> int:
+    from onnx import helper
+
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _graph(nodes, initializers: dict[str, np.ndarray], dtype, name: str, doc: str, n_features: int):
+    """A model of ``nodes``: float64 ``features`` in; ``prediction`` out in ``dtype``, which is
+    what the graph computes in (a float32 graph starts with a Cast of its input, ``_float32_input``)."""
     from onnx import helper, numpy_helper
 
-    elem = helper.np_dtype_to_tensor_dtype(np.dtype(input_dtype))
-    out_elem = helper.np_dtype_to_tensor_dtype(np.dtype(np.float64 if input_dtype == np.float64 else np.float32))
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info(INPUT, elem, ["n_rows", n_features])],
-        [helper.make_tensor_value_info(OUTPUT, out_elem, ["n_rows", 1])],
+        [helper.make_tensor_value_info(INPUT, _elem(np.float64), ["n_rows", n_features])],
+        [helper.make_tensor_value_info(OUTPUT, _elem(dtype), ["n_rows", 1])],
         initializer=[numpy_helper.from_array(np.ascontiguousarray(v), name=k) for k, v in initializers.items()],
         doc_string=doc,
     )
@@ -51,7 +60,13 @@ def _graph(nodes, initializers: dict[str, np.ndarray], input_dtype, name: str, d
     return model
 
 
-def _linear_nodes(weight: str) -> list:
+def _float32_input():
+    from onnx import helper
+
+    return helper.make_node("Cast", [INPUT], [INPUT_FLOAT32], to=_elem(np.float32))
+
+
+def _linear_nodes(weight: str, source: str = INPUT) -> list:
     """(features - mean) / scale @ weight + bias: the scaler explicit, as in our float model.
 
     The weight is 1-D (n_features,) and the product is unsqueezed to (n_rows, 1) after: given a
@@ -63,7 +78,7 @@ def _linear_nodes(weight: str) -> list:
     from onnx import helper
 
     return [
-        helper.make_node("Sub", [INPUT, "input_mean"], ["centered"]),
+        helper.make_node("Sub", [source, "input_mean"], ["centered"]),
         helper.make_node("Div", ["centered", "input_scale"], ["standardized"]),
         helper.make_node("MatMul", ["standardized", weight], ["product"]),
         helper.make_node("Unsqueeze", ["product", "output_axes"], ["column"]),
@@ -104,7 +119,8 @@ def weight_only_graph(tensors: dict[str, np.ndarray], bits: int):
     dequantize = helper.make_node("DequantizeLinear", ["weight_q", "weight_scale", "weight_zero_point"], ["weight"])
     n = len(tensors["weight_q"])
     doc = f"StandardScaler + LinearRegression, weights quantized to {bits} bits (weight-only, QDQ)"
-    return _graph([dequantize, *_linear_nodes("weight")], initializers, np.float32, f"q{bits}", doc, n)
+    nodes = [_float32_input(), dequantize, *_linear_nodes("weight", INPUT_FLOAT32)]
+    return _graph(nodes, initializers, np.float32, f"q{bits}", doc, n)
 
 
 def integer_graph(tensors: dict[str, np.ndarray]):
@@ -120,11 +136,12 @@ def integer_graph(tensors: dict[str, np.ndarray]):
         "output_scale": tensors["output_scale"],
     }
     nodes = [
-        helper.make_node("Sub", [INPUT, "input_mean"], ["centered"]),
-        helper.make_node("QuantizeLinear", ["centered", "input_step", "input_zero_point"], ["codes"], axis=1),
-        helper.make_node("MatMulInteger", ["codes", "weight_q"], ["product"]),
+        _float32_input(),
+        helper.make_node("Sub", [INPUT_FLOAT32, "input_mean"], ["centered"]),
+        helper.make_node("QuantizeLinear", ["centered", "input_step", "input_zero_point"], [CODES], axis=1),
+        helper.make_node("MatMulInteger", [CODES, "weight_q"], ["product"]),
         helper.make_node("Add", ["product", "bias_q"], [ACCUMULATOR]),
-        helper.make_node("Cast", [ACCUMULATOR], ["accumulator_float"], to=helper.np_dtype_to_tensor_dtype(np.dtype(np.float32))),
+        helper.make_node("Cast", [ACCUMULATOR], ["accumulator_float"], to=_elem(np.float32)),
         helper.make_node("Mul", ["accumulator_float", "output_scale"], [OUTPUT]),
     ]
     n = len(tensors["weight_q"])
