@@ -24,6 +24,7 @@ import numpy as np
 from housing_predictor import paths
 from housing_predictor.artifacts import SavedModel, load_model, write_atomic
 from housing_predictor.errors import PipelineError, run_guarded
+from housing_predictor.quantization import dequantize_model, float_tensors
 
 OPSET = 21  # int16 QuantizeLinear/DequantizeLinear need 21
 IR_VERSION = 10  # the IR of opset 21 (ONNX 1.16): what runtimes of that generation load
@@ -66,8 +67,9 @@ def _float32_input():
     return helper.make_node("Cast", [INPUT], [INPUT_FLOAT32], to=_elem(np.float32))
 
 
-def _linear_nodes(weight: str, source: str = INPUT) -> list:
-    """(features - mean) / scale @ weight + bias: the scaler explicit, as in our float model.
+def _linear_nodes(weight: str, source: str = INPUT, standardize: bool = True) -> list:
+    """(features - mean) / scale @ weight + bias: the scaler explicit, as in our float model
+    (without ``standardize``, features @ weight + bias).
 
     The weight is 1-D (n_features,) and the product is unsqueezed to (n_rows, 1) after: given a
     2-D DequantizeLinear weight, ONNX Runtime's default optimizations (ORT_ENABLE_EXTENDED and up)
@@ -77,27 +79,36 @@ def _linear_nodes(weight: str, source: str = INPUT) -> list:
     """
     from onnx import helper
 
+    nodes = []
+    if standardize:
+        nodes += [
+            helper.make_node("Sub", [source, "input_mean"], ["centered"]),
+            helper.make_node("Div", ["centered", "input_scale"], ["standardized"]),
+        ]
+        source = "standardized"
     return [
-        helper.make_node("Sub", [source, "input_mean"], ["centered"]),
-        helper.make_node("Div", ["centered", "input_scale"], ["standardized"]),
-        helper.make_node("MatMul", ["standardized", weight], ["product"]),
+        *nodes,
+        helper.make_node("MatMul", [source, weight], ["product"]),
         helper.make_node("Unsqueeze", ["product", "output_axes"], ["column"]),
         helper.make_node("Add", ["column", "bias"], [OUTPUT]),
     ]
 
 
 def float_graph(tensors: dict[str, np.ndarray], dtype=np.float64):
-    """The float model (StandardScaler + LinearRegression) in ``dtype`` (float64: ours exactly;
-    float32: what ONNX Runtime's quantizers take)."""
-    initializers = {
-        "input_mean": tensors["input_mean"].astype(dtype),
-        "input_scale": tensors["input_scale"].astype(dtype),
-        "weight": tensors["weight"].astype(dtype),
-        "bias": tensors["bias"].astype(dtype),
-        "output_axes": np.array([1], dtype=np.int64),
-    }
-    n = len(tensors["weight"])
-    return _graph(_linear_nodes("weight"), initializers, dtype, "float", "StandardScaler + LinearRegression", n)
+    """The float model (StandardScaler + LinearRegression, or LinearRegression alone when it has
+    no scaler) in ``dtype`` (float64: ours exactly; float32: what ONNX Runtime's quantizers take)."""
+    standardize = "input_mean" in tensors
+    initializers = {"weight": tensors["weight"].astype(dtype), "bias": tensors["bias"].astype(dtype)}
+    if standardize:
+        initializers["input_mean"] = tensors["input_mean"].astype(dtype)
+        initializers["input_scale"] = tensors["input_scale"].astype(dtype)
+    initializers["output_axes"] = np.array([1], dtype=np.int64)
+    if dtype == np.float64:
+        nodes = _linear_nodes("weight", INPUT, standardize)
+    else:
+        nodes = [_float32_input(), *_linear_nodes("weight", INPUT_FLOAT32, standardize)]
+    doc = "StandardScaler + LinearRegression" if standardize else "LinearRegression"
+    return _graph(nodes, initializers, dtype, "float", doc, len(tensors["weight"]))
 
 
 def weight_only_graph(tensors: dict[str, np.ndarray], bits: int):
@@ -155,7 +166,10 @@ def graph_for(name: str, saved: SavedModel):
     if name == "q8int":
         return integer_graph(saved.tensors)
     if saved.scheme != "affine":
-        raise PipelineError(f"{name}: scheme {saved.scheme!r} has no ONNX export (only affine does)")
+        # The published write-ups' schemes (`dvc exp run -S quantize.q8.scheme=published_b`) exist
+        # to show how they fail: their graph is the float64 model they dequantize to, what our
+        # predictor computes for them, so ONNX Runtime still gives our predictions.
+        return float_graph(float_tensors(dequantize_model(saved.tensors, saved.scheme)))
     return weight_only_graph(saved.tensors, saved.bits)
 
 

@@ -9,7 +9,6 @@ and how the other published methods fared on the same split.
 from __future__ import annotations
 
 from housing_predictor import paths
-from housing_predictor.paths import INTEGER_MODEL as INTEGER
 from housing_predictor.artifacts import read_json, write_atomic
 from housing_predictor.errors import run_guarded
 
@@ -30,7 +29,7 @@ PUBLISHED = [
 
 def integer_section(evaluation: dict) -> list[str]:
     """What integer-only inference costs against weight-only 8-bit: the finding of `q8int`."""
-    q8, q8int = evaluation["q8"], evaluation[INTEGER]
+    q8, q8int = evaluation["q8"], evaluation[paths.INTEGER_MODEL]
     return [
         "## What integer-only inference costs",
         "",
@@ -63,7 +62,7 @@ def render(evaluation: dict, weights: dict) -> str:
         f"| float64 (StandardScaler + LinearRegression) | {float_model['r2']:.6f} | — | — | — | {float_model['payload_bytes']} | {float_model['file_bytes']} | 1× |",
     ]
     labels = {name: f"{weights[name]['scheme']}, {weights[name]['bits']}-bit" for name in ("q8", "q16")}
-    labels[INTEGER] = "integer-only 8-bit (int8 inputs and weights, int32 accumulator)"
+    labels[paths.INTEGER_MODEL] = "integer-only 8-bit (int8 inputs and weights, int32 accumulator)"
     for name, label in labels.items():
         model = evaluation[name]
         ratio = float_model["payload_bytes"] / model["payload_bytes"]

@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 
 from housing_predictor import integer, paths
+from housing_predictor.artifacts import SavedModel
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
 from housing_predictor.quantization import dequantize_model, float_tensors, quantize_model
@@ -182,10 +183,17 @@ def test_matmul_integer_equals_our_accumulation_on_extreme_codes(built):
     assert np.array_equal(accumulator[:, 0], integer.accumulate(codes, weight_q, np.zeros(1, np.int32)))
 
 
-def test_unexportable_scheme_is_refused(built):
-    published = quantize_model(built.float_model, built.X_test, bits=8, scheme="published_b")
+@pytest.mark.parametrize("scheme", ["published_a", "published_b"])
+def test_published_schemes_export_as_the_model_they_dequantize_to(built, scheme):
+    """`dvc exp run -S quantize.q8.scheme=published_b` still exports: the float64 graph of what
+    our predictor computes for that scheme. Their codes have no QDQ form of ours."""
+    tensors = quantize_model(built.float_model, built.X_test, bits=8, scheme=scheme)
     with pytest.raises(PipelineError, match="only the affine scheme"):
-        export_onnx.weight_only_graph(published, 8)
+        export_onnx.weight_only_graph(tensors, 8)
+    saved = SavedModel(tensors, scheme, 8, [f"f{i}" for i in range(8)], {}, 0)
+    (prediction,) = run_graph(export_onnx.graph_for("q8", saved), built.X_test)
+    ours = dequantize_model(tensors, scheme).predict(built.X_test)
+    np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-6, atol=1e-9)
 
 
 def test_invalid_graph_is_refused_in_one_line(built):
