@@ -9,6 +9,8 @@ accumulators equal to housing_predictor/integer.py's bit for bit. The export is 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -17,13 +19,15 @@ import onnxruntime as ort
 import pytest
 
 from housing_predictor import integer, paths
-from housing_predictor.artifacts import SavedModel
+from housing_predictor.artifacts import SavedModel, save_model
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
 from housing_predictor.quantization import dequantize_model, float_tensors, quantize_model
 from stages import export_onnx
 from stages.params import TrainParams
 from stages.train import fit, linear_params
+
+from conftest import REPO, run
 
 # params.yaml's defaults
 AFFINE = dict(symmetric=True, signed=True, rounding="nearest", scale_search="mse", bias_correction=True)
@@ -221,3 +225,27 @@ def test_pipeline_graphs_give_the_pipelines_predictions(built_repo):
     metrics = json.loads((built_repo / paths.EVALUATE_METRICS).read_text())["q8int"]
     r2 = 1 - np.sum((y - prediction[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
     assert r2 == pytest.approx(metrics["r2"], abs=1e-6)
+
+
+def test_export_stage_with_a_missing_model_exits_2_and_writes_nothing(tmp_path, built):
+    """One line naming the missing file; no graph is written, not even the ones that could be."""
+    (tmp_path / "models").mkdir()
+    for name in ("float", "q8", "q16"):  # q8int missing
+        scheme, bits = ("float", 64) if name == "float" else ("affine", int(name[1:]))
+        save_model(
+            tmp_path / paths.model_file(name),
+            built.tensors[name],
+            scheme=scheme,
+            bits=bits,
+            features=[f"f{i}" for i in range(8)],
+            params={},
+        )
+    result = run(
+        [sys.executable, "-m", "stages.export_onnx"], cwd=tmp_path, check=False, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "error: model file models/q8int.safetensors is missing: run `dvc repro` (or `dvc pull`) to build it"
+    )
+    assert not list((tmp_path / "models").glob("*.onnx"))
