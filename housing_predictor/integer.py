@@ -114,7 +114,8 @@ def _float32_positive(value: float, what: str) -> np.float32:
 def build(
     model: LinearParams, grid: InputGrid, train_X: np.ndarray, *, weight_scale_search: bool, bias_correction: bool
 ) -> dict[str, np.ndarray]:
-    """The integer model's tensors for ``model`` (standardized) with input grids ``grid``.
+    """The integer model's tensors for ``model`` (standardized, its scaler float32-representable)
+    with input grids ``grid``.
 
     The folded weights ``weight_j * step_j`` go on one symmetric int8 grid, whose scale is
     searched (``weight_scale_search``) for the least squared deviation from the float
@@ -123,8 +124,6 @@ def build(
     """
     input_mean = model.input_mean.astype(np.float32)
     input_step = (model.input_scale.astype(np.float32) * grid.step).astype(np.float32)
-    # The float model over exactly the stored float32 scaler, as the weight-only models do.
-    model = model.restandardized(input_mean.astype(np.float64), model.input_scale.astype(np.float32).astype(np.float64))
     folded = model.weight * grid.step.astype(np.float64)
     target = model.predict(train_X)
     codes = quantize_inputs(train_X, input_mean, input_step, grid.zero_point).astype(np.float64)
@@ -223,5 +222,11 @@ def quantize_integer(
     bias_correction: bool,
 ) -> dict[str, np.ndarray]:
     """The tensors of the integer-only 8-bit model of ``model`` (StandardScaler + weights), calibrated on ``train_X``."""
+    if model.standardized:
+        # The file keeps the scaler in float32 (as the weight-only models do): re-express the
+        # float model over exactly that scaler, so calibration and build see what inference does.
+        model = model.restandardized(
+            model.input_mean.astype(np.float32).astype(np.float64), model.input_scale.astype(np.float32).astype(np.float64)
+        )
     grid = calibrate(model, train_X, granularity=granularity, calibration=calibration)
     return build(model, grid, train_X, weight_scale_search=weight_scale_search, bias_correction=bias_correction)
