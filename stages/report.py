@@ -44,6 +44,10 @@ def integer_section(evaluation: dict) -> list[str]:
         f"  {q8int['rms_deviation_unsaturated']:.2g}: the rest is the rounding of 8-bit inputs, which weight-only",
         "  quantization never pays.",
         "",
+        "ONNX Runtime's own quantizers (`quantize_dynamic`, `quantize_static` QDQ and QOperator) applied to our",
+        "float graph are compared with these two by `python benchmarks/ort_quantizers.py`; its figures are in",
+        "the README (section Integer-only inference).",
+        "",
     ]
 
 
