@@ -87,10 +87,11 @@ def with_outputs(model: onnx.ModelProto, outputs: dict[str, tuple[type, list]]) 
 
 
 def float32_bound(model: LinearParams, X: np.ndarray) -> np.ndarray:
-    """Per row, what float32 arithmetic may move ``(X - m) / s @ w + b``: a few roundings (input
-    cast, Sub, Div, product, sum, Add) of each term, relative to the terms' magnitudes."""
+    """Per row, what float32 arithmetic may move ``(X - m) / s @ w + b``: four float32 roundings
+    (2^-24 relative each) of each term's largest intermediate, |w| (|X| + |m|) / s, and of the
+    bias. Observed: under a tenth of this (the input's cast to float32 dominates)."""
     terms = np.abs(model.weight) * (np.abs(X) + np.abs(model.input_mean)) / model.input_scale
-    return 8 * EPS32 * (terms.sum(axis=1) + abs(model.bias))
+    return 2 * EPS32 * (terms.sum(axis=1) + abs(model.bias))
 
 
 @pytest.mark.parametrize("name", paths.ONNX_MODEL_NAMES)
