@@ -185,7 +185,7 @@ def calibrate(model: LinearParams, train_X: np.ndarray, *, granularity: str, cal
     if calibration not in CALIBRATIONS:
         raise PipelineError(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {calibration!r}")
     if not model.standardized:
-        raise PipelineError("integer model needs the standardized float model (train.standardize: true)")
+        raise PipelineError("calibration needs the model's input shift and scale (quantize_integer adds them)")
     z = model.inputs(check_finite("training features", train_X))
     values = z.reshape(-1, 1) if granularity == "per_tensor" else z  # per tensor: one column of all
     lows = np.quantile(values, CLIP_QUANTILES, axis=0)  # (n_quantiles, n_columns)
@@ -230,12 +230,19 @@ def quantize_integer(
     weight_scale_search: bool,
     bias_correction: bool,
 ) -> dict[str, np.ndarray]:
-    """The tensors of the integer-only 8-bit model of ``model`` (StandardScaler + weights), calibrated on ``train_X``."""
+    """The tensors of the integer-only 8-bit model of ``model``, calibrated on ``train_X``. The
+    model's scaler (or, without one, the training means) shifts the inputs in float32 first."""
+    train_X = check_finite("training features", train_X)
     if model.standardized:
-        # The file keeps the scaler in float32 (as the weight-only models do): re-express the
-        # float model over exactly that scaler, so calibration and build see what inference does.
-        model = model.restandardized(
-            model.input_mean.astype(np.float32).astype(np.float64), model.input_scale.astype(np.float32).astype(np.float64)
-        )
+        input_mean, input_scale = model.input_mean, model.input_scale
+    else:
+        # Without a scaler, shift the inputs by the training means all the same: an int8 grid
+        # must hold 0, and Latitude's [32.5, 42] widened to [0, 42] would waste 3/4 of it.
+        input_mean, input_scale = train_X.mean(axis=0), np.ones(train_X.shape[1])
+    # The file keeps the scaler in float32 (as the weight-only models do): re-express the float
+    # model over exactly that scaler, so calibration and build see what inference does.
+    model = model.restandardized(
+        input_mean.astype(np.float32).astype(np.float64), input_scale.astype(np.float32).astype(np.float64)
+    )
     grid = calibrate(model, train_X, granularity=granularity, calibration=calibration)
     return build(model, grid, train_X, weight_scale_search=weight_scale_search, bias_correction=bias_correction)

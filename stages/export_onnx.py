@@ -116,21 +116,22 @@ def weight_only_graph(tensors: dict[str, np.ndarray], bits: int):
     then float32 arithmetic, as our predictor does in float64."""
     from onnx import helper
 
-    if "input_mean" not in tensors or "weight_zero_point" not in tensors:
-        raise PipelineError(f"q{bits}: only the affine scheme on a standardized model exports to ONNX")
+    if "weight_zero_point" not in tensors:
+        raise PipelineError(f"q{bits}: only the affine scheme exports to ONNX in QDQ form")
+    standardize = "input_mean" in tensors
     initializers = {
-        "input_mean": tensors["input_mean"],
-        "input_scale": tensors["input_scale"],
         "weight_q": tensors["weight_q"],
         "weight_scale": tensors["weight_scale"].reshape(()),
         "weight_zero_point": tensors["weight_zero_point"].reshape(()),
         "bias": tensors["bias"],
         "output_axes": np.array([1], dtype=np.int64),
     }
+    if standardize:
+        initializers["input_mean"], initializers["input_scale"] = tensors["input_mean"], tensors["input_scale"]
     dequantize = helper.make_node("DequantizeLinear", ["weight_q", "weight_scale", "weight_zero_point"], ["weight"])
     n = len(tensors["weight_q"])
-    doc = f"StandardScaler + LinearRegression, weights quantized to {bits} bits (weight-only, QDQ)"
-    nodes = [_float32_input(), dequantize, *_linear_nodes("weight", INPUT_FLOAT32)]
+    doc = f"{'StandardScaler + ' if standardize else ''}LinearRegression, weights quantized to {bits} bits (weight-only, QDQ)"
+    nodes = [_float32_input(), dequantize, *_linear_nodes("weight", INPUT_FLOAT32, standardize)]
     return _graph(nodes, initializers, np.float32, f"q{bits}", doc, n)
 
 

@@ -170,6 +170,13 @@ def test_bad_options_are_named(split, options, message):
         integer.quantize_integer(split.model, split.X_train, **{**DEFAULTS, **options})
 
 
-def test_unstandardized_model_is_refused(split):
-    with pytest.raises(PipelineError, match="standardized float model"):
-        integer.quantize_integer(LinearParams(weight=split.model.weight, bias=0.0), split.X_train, **DEFAULTS)
+def test_model_without_a_scaler_is_shifted_by_the_training_means(split):
+    """train.standardize false: the same function without a scaler still quantizes, centred on
+    the training means (an int8 grid must hold 0), as well as the standardized model does."""
+    weight, bias = split.model.folded()
+    raw = LinearParams(weight=weight, bias=bias)
+    tensors = integer.quantize_integer(raw, split.X_train, **DEFAULTS)
+    np.testing.assert_allclose(tensors["input_mean"], split.X_train.mean(axis=0).astype(np.float32))
+    float_pred = raw.predict(split.X_test)
+    inside = ~integer.saturated(tensors, split.X_test)
+    assert rms(integer.predict(tensors, split.X_test)[inside], float_pred[inside]) <= 0.1

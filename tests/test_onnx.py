@@ -126,6 +126,18 @@ def test_weight_only_graphs_match_ours_to_float32_rounding(built, name):
     assert error.max() < 1e-5
 
 
+def test_weight_only_graph_without_a_scaler(built):
+    """train.standardize false: the graph has no Sub/Div, and still gives our predictions."""
+    weight, bias = built.float_model.folded()
+    raw = LinearParams(weight=weight, bias=bias)
+    tensors = quantize_model(raw, built.X_test, bits=16, scheme="affine", **AFFINE)
+    graph = export_onnx.weight_only_graph(tensors, 16)
+    assert "Sub" not in [node.op_type for node in graph.graph.node]
+    (prediction,) = run_graph(graph, built.X_test)
+    ours = dequantize_model(tensors, "affine").predict(built.X_test)
+    np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["q8", "q16"])
 def test_runtime_optimizations_keep_the_weight_only_arithmetic(built, name, tmp_path):
     """ONNX Runtime rewrites DequantizeLinear + MatMul with a 2-D weight into MatMulNBits, which
@@ -193,7 +205,7 @@ def test_published_schemes_export_as_the_model_they_dequantize_to(built, scheme)
     """`dvc exp run -S quantize.q8.scheme=published_b` still exports: the float64 graph of what
     our predictor computes for that scheme. Their codes have no QDQ form of ours."""
     tensors = quantize_model(built.float_model, built.X_test, bits=8, scheme=scheme)
-    with pytest.raises(PipelineError, match="only the affine scheme"):
+    with pytest.raises(PipelineError, match="only the affine scheme exports to ONNX in QDQ form"):
         export_onnx.weight_only_graph(tensors, 8)
     saved = SavedModel(tensors, scheme, 8, [f"f{i}" for i in range(8)], {}, 0)
     (prediction,) = run_graph(export_onnx.graph_for("q8", saved), built.X_test)
