@@ -37,7 +37,7 @@ INPUT_MIN, INPUT_MAX = -128, 127  # int8 inputs, asymmetric (a zero point per gr
 WEIGHT_MAX = 127  # int8 weights, symmetric: codes in [-127, 127], zero point 0
 INT32_MAX = 2**31 - 1
 GRANULARITIES = ("per_feature", "per_tensor")
-CALIBRATIONS = ("mse", "minmax")
+CALIBRATIONS = ("mse", "minmax", "endpoint")
 # Clipping ranges the calibration tries for a standardized input: the quantiles at p and 1 - p of
 # the training split, for each p here (0 is min/max). Both ends are searched independently.
 CLIP_QUANTILES = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
@@ -192,6 +192,12 @@ def calibrate(model: LinearParams, train_X: np.ndarray, *, granularity: str, cal
     highs = np.quantile(values, [1 - p for p in CLIP_QUANTILES], axis=0)
     if calibration == "minmax":
         return _grid_for(lows[0], highs[0], z.shape[1])
+    if calibration == "endpoint":
+        # Rows yet unseen reach beyond the training split's extremes: estimate where the range
+        # truly ends from its two most extreme values, 2 x(n) - x(n-1) (Robson and Whitlock's
+        # 1964 endpoint estimate), and likewise at the low end.
+        ordered = np.sort(values, axis=0)
+        return _grid_for(2 * ordered[0] - ordered[1], 2 * ordered[-1] - ordered[-2], z.shape[1])
     if granularity == "per_tensor":
         candidates = [(low, high) for low in lows[:, 0] for high in highs[:, 0]]
 

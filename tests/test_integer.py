@@ -119,6 +119,22 @@ def test_default_model_meets_the_targets_on_rows_inside_its_grids(split, tensors
     assert np.max(np.abs(pred - float_pred)[~inside]) > np.max(np.abs(pred - float_pred)[inside])
 
 
+def test_endpoint_calibration_reaches_beyond_the_training_extremes(split):
+    z = split.model.inputs(split.X_train)
+    ordered = np.sort(z, axis=0)
+    grid = integer.calibrate(split.model, split.X_train, granularity="per_feature", calibration="endpoint")
+    low = (integer.INPUT_MIN - grid.zero_point.astype(float)) * grid.step
+    high = (integer.INPUT_MAX - grid.zero_point.astype(float)) * grid.step
+    # The grid spans [2 x(1) - x(2), 2 x(n) - x(n-1)], shifted by less than a step when its zero
+    # point is rounded to a code.
+    np.testing.assert_allclose(high - low, (2 * ordered[-1] - ordered[-2]) - (2 * ordered[0] - ordered[1]), rtol=1e-6)
+    assert np.all(np.abs(high - (2 * ordered[-1] - ordered[-2])) <= grid.step)
+    assert np.all(np.abs(low - (2 * ordered[0] - ordered[1])) <= grid.step)
+    assert not integer.saturated(
+        integer.build(split.model, grid, split.X_train, weight_scale_search=True, bias_correction=True), split.X_train
+    ).any()
+
+
 @pytest.mark.parametrize("granularity", integer.GRANULARITIES)
 def test_mse_calibration_beats_min_max_on_the_training_split(split, granularity):
     """The search starts from min/max among its candidates, so it is never worse where it is measured."""
@@ -162,7 +178,7 @@ def test_bias_correction_centres_the_training_error(split):
     ("options", "message"),
     [
         ({"granularity": "per_row"}, "granularity must be one of per_feature, per_tensor"),
-        ({"calibration": "entropy"}, "calibration must be one of mse, minmax"),
+        ({"calibration": "entropy"}, "calibration must be one of mse, minmax, endpoint"),
     ],
 )
 def test_bad_options_are_named(split, options, message):

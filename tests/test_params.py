@@ -133,7 +133,7 @@ def test_quantize_stage_rejects_bad_scheme(tmp_path):
     ("key", "value", "expected"),
     [
         ("granularity", "per_row", "quantize.q8int.granularity must be one of per_feature, per_tensor; got 'per_row'"),
-        ("calibration", "entropy", "quantize.q8int.calibration must be one of mse, minmax; got 'entropy'"),
+        ("calibration", "entropy", "quantize.q8int.calibration must be one of mse, minmax, endpoint; got 'entropy'"),
         ("weight_scale_search", "mse", "quantize.q8int.weight_scale_search must be true or false, got 'mse'"),
         ("bias_correction", 1, "quantize.q8int.bias_correction must be true or false, got 1"),
     ],
