@@ -15,8 +15,10 @@ points' term ``input_zero_point @ weight_q`` is a constant, folded into the int3
 paper's equation (7): the accumulation has no zero point left to subtract per row.
 
 The grids are calibrated on the training split: per feature (a clipping range for each
-standardized input) or per tensor (one range for all), each range chosen to minimize the mean
-squared deviation of the integer model's predictions from the float model's, not min/max.
+standardized input) or per tensor (one range for all). ``mse`` (the default) chooses each range
+to minimize the mean squared deviation of the integer model's predictions from the float model's;
+``minmax`` takes the training range; ``endpoint`` estimates where each range truly ends, beyond
+the training extremes. benchmarks/integer_calibration.py compares them on held-out folds.
 
 Overflow is impossible: |x_q| <= 128 and |weight_q| <= 127, so with n features |x_q @ weight_q|
 <= 128 * 127 * n (130,048 for 8), and ``accumulator_bound`` checks that the bias keeps the sum
@@ -173,9 +175,10 @@ def _input_error(z: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def calibrate(model: LinearParams, train_X: np.ndarray, *, granularity: str, calibration: str) -> InputGrid:
-    """Input grids for ``model`` from the training split: min/max, or the clipping ranges (among
-    the quantiles of CLIP_QUANTILES) that minimize the mean squared deviation of the predictions,
-    ``mean((sum_j weight_j * error_j - mean)^2)`` (the mean goes to the bias), with exact weights.
+    """Input grids for ``model`` from the training split: min/max, the estimated endpoints, or
+    (``mse``) the clipping ranges among the quantiles of CLIP_QUANTILES that minimize the mean
+    squared deviation of the predictions, ``mean((sum_j weight_j * error_j - mean)^2)`` (the mean
+    goes to the bias), with exact weights.
 
     Per feature: coordinate descent, one feature's range at a time against the others' current
     errors. Per tensor: one range for every standardized input, searched jointly.
