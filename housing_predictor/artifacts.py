@@ -236,6 +236,16 @@ TENSOR_LAYOUTS = {
         "bias_multiplier": ("scale", 1),
         "bias_min": ("real", 1),
     },
+    # Integer-only inference (housing_predictor/integer.py): int8 input grids and weights, the bias
+    # as an int32 accumulator term, one float rescale.
+    "integer": {
+        "input_mean": ("real", PER_FEATURE),
+        "input_step": ("scale", PER_FEATURE),
+        "input_zero_point": ("code", PER_FEATURE),
+        "weight_q": ("code", PER_FEATURE),
+        "bias_q": ("int32", 1),
+        "output_scale": ("scale", 1),
+    },
 }
 # The optional standard scaler (both tensors or neither), for the schemes that keep one.
 SCALER_LAYOUT = {"input_mean": ("real", PER_FEATURE), "input_scale": ("scale", PER_FEATURE)}
@@ -284,6 +294,10 @@ def _check_tensor(name: str, values: np.ndarray, kind: str, length: int, bits: i
         low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if values.dtype.kind == "i" else (0, 2**bits - 1)
         if values.min() < low or values.max() > high:
             raise ValueError(f"tensor {name} holds codes outside [{low}, {high}], the range of {bits}-bit codes")
+        return
+    if kind == "int32":
+        if values.dtype.name != "int32":
+            raise ValueError(f"tensor {name} is {values.dtype.name}, expected int32")
         return
     if values.dtype.name not in ("float32", "float64"):
         raise ValueError(f"tensor {name} is {values.dtype.name}, expected float32 or float64")

@@ -43,3 +43,14 @@ def plot_file(name: str) -> Path:
 def weights_plot_file(name: str) -> Path:
     """Per-weight errors of quantized model ``name``: feature, float, dequantized, error."""
     return PLOTS_DIR / f"weights_{name}.csv"
+
+
+# Models built beside the three the predictor serves: the integer-only 8-bit model (stage
+# quantize-8int, scored by evaluate) and the ONNX graphs of all four (stage export-onnx).
+INTEGER_MODEL = "q8int"
+ONNX_MODEL_NAMES = (*MODEL_NAMES, INTEGER_MODEL)
+
+
+def onnx_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """Model ``name`` as an ONNX graph."""
+    return models_dir / f"{name}.onnx"

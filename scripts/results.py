@@ -16,7 +16,7 @@ from pathlib import Path
 # (key in metrics/evaluate.json, column heading, format); a model without a key shows "—".
 COLUMNS = (
     ("r2", "R²", "{:.6f}"),
-    ("r2_drop_ppm", "R² drop (ppm)", "{:.3g}"),
+    ("r2_drop_ppm", "R² drop (ppm)", "{:,.2f}"),
     ("rms_deviation_usd", "RMS deviation ($)", "{:,.2f}"),
     ("max_deviation_usd", "max deviation ($)", "{:,.2f}"),
     ("payload_bytes", "payload bytes", "{:d}"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from housing_predictor import paths
+from housing_predictor import integer, paths
 from housing_predictor.artifacts import SavedModel, load_model, write_json
 from housing_predictor.errors import run_guarded
 from housing_predictor.linear import TARGET_UNIT_USD
@@ -64,6 +64,15 @@ def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict
             entry.update(deviations(predictions["float"], pred))
         result[name] = entry
     return result
+
+
+def saturation_metrics(tensors: dict[str, np.ndarray], X: np.ndarray, float_pred: np.ndarray, pred: np.ndarray) -> dict:
+    """The integer model's extra figures: how many test rows have an input outside its int8 grid
+    (clipped), and the RMS deviation of the others, to tell clipping from rounding."""
+    clipped = integer.saturated(tensors, X)
+    kept = ~clipped
+    rms = float(np.sqrt(np.mean((pred[kept] - float_pred[kept]) ** 2))) if kept.any() else 0.0
+    return {"saturated_rows": int(clipped.sum()), "rms_deviation_unsaturated_usd": rms * TARGET_UNIT_USD}
 
 
 def weight_table(float_model, saved: SavedModel) -> dict:
@@ -120,7 +129,14 @@ def main() -> None:
     models = {name: dequantize_model(s.tensors, s.scheme) for name, s in saved.items()}
     predictions = {name: model.predict(X) for name, model in models.items()}
 
-    write_json(paths.EVALUATE_METRICS, model_metrics(y, predictions, saved))
+    # The integer-only model is scored like the others but not served by the predictor (MODEL_NAMES).
+    integer_saved = load_model(paths.model_file(paths.INTEGER_MODEL))
+    integer_pred = integer.predict(integer_saved.tensors, X)
+    evaluation = model_metrics(
+        y, {**predictions, paths.INTEGER_MODEL: integer_pred}, {**saved, paths.INTEGER_MODEL: integer_saved}
+    )
+    evaluation[paths.INTEGER_MODEL].update(saturation_metrics(integer_saved.tensors, X, predictions["float"], integer_pred))
+    write_json(paths.EVALUATE_METRICS, evaluation)
     weights = {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
     write_json(paths.WEIGHTS_TABLE, weights)
     write_plot_data(y, predictions, weights)

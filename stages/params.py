@@ -18,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 
 from housing_predictor.errors import PipelineError
+from housing_predictor.integer import CALIBRATIONS, GRANULARITIES
 from housing_predictor.paths import PARAMS
 from housing_predictor.quantization import MAX_BITS, MIN_BITS, ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the core's choices
 
@@ -40,6 +41,14 @@ class QuantizeParams:
     signed: bool
     rounding: str
     scale_search: str
+    bias_correction: bool
+
+
+@dataclass(frozen=True)
+class IntegerQuantizeParams:
+    granularity: str
+    calibration: str
+    weight_scale_search: bool
     bias_correction: bool
 
 
@@ -139,6 +148,12 @@ _CHECKS = {
         "scale_search": _choice(SCALE_SEARCHES),
         "bias_correction": _flag,
     },
+    IntegerQuantizeParams: {
+        "granularity": _choice(GRANULARITIES),
+        "calibration": _choice(CALIBRATIONS),
+        "weight_scale_search": _flag,
+        "bias_correction": _flag,
+    },
     EvaluateParams: {"selfcheck_rows": _positive_int},
     SweepParams: {"min_bits": _bit_width, "max_bits": _bit_width, "schemes": _scheme_names},
 }
@@ -195,6 +210,11 @@ def train_params(path: Path = PARAMS) -> TrainParams:
 def quantize_params(model_name: str, path: Path = PARAMS) -> QuantizeParams:
     """The section ``quantize.<model_name>`` ('q8' or 'q16'), read by that quantize stage only."""
     return _build(QuantizeParams, _read(path), f"quantize.{model_name}")
+
+
+def integer_quantize_params(path: Path = PARAMS) -> IntegerQuantizeParams:
+    """The section ``quantize.q8int``, read by stage quantize-8int only."""
+    return _build(IntegerQuantizeParams, _read(path), "quantize.q8int")
 
 
 def evaluate_params(path: Path = PARAMS) -> EvaluateParams:

@@ -163,3 +163,24 @@ def test_quantize_stage_rejects_bad_scheme(tmp_path):
         result.stderr.strip()
         == "error: params.yaml: quantize.q8.scheme must be one of affine, published_a, published_b; got 'published_c'"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("granularity", "per_row", "quantize.q8int.granularity must be one of per_feature, per_tensor; got 'per_row'"),
+        ("calibration", "entropy", "quantize.q8int.calibration must be one of mse, minmax, endpoint; got 'entropy'"),
+        ("weight_scale_search", "mse", "quantize.q8int.weight_scale_search must be true or false, got 'mse'"),
+        ("bias_correction", 1, "quantize.q8int.bias_correction must be true or false, got 1"),
+    ],
+)
+def test_integer_quantize_stage_exits_2_with_one_line(tmp_path, key, value, expected):
+    path = write_params(tmp_path, with_value("quantize.q8int", key, value))
+    with pytest.raises(PipelineError) as error:
+        params.integer_quantize_params(path)
+    assert str(error.value) == f"params.yaml: {expected}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = run([sys.executable, "-m", "stages.quantize_int"], cwd=tmp_path, check=False, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: params.yaml: {expected}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -16,7 +16,7 @@ from housing_predictor import paths
 from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
-STAGES = ["load-data", "train", "quantize-8", "quantize-16", "evaluate", "sweep"]
+STAGES = ["load-data", "train", "quantize-8", "quantize-16", "quantize-8int", "export-onnx", "evaluate", "sweep"]
 DVC = [sys.executable, "-m", "dvc"]
 
 
@@ -51,13 +51,14 @@ def test_repro_on_a_fresh_clone_runs_all_stages_and_matches_the_committed_lock(b
     assert run(["git", "status", "--porcelain"], cwd=built_repo).stdout == ""
     metrics = json.loads((built_repo / "metrics/evaluate.json").read_text())
     common = ["r2", "mse", "rmse", "mae", "mape", "max_error", "payload_bytes", "file_bytes"]
-    assert list(metrics) == ["float", "q8", "q16"]
+    assert list(metrics) == ["float", "q8", "q16", "q8int"]
     assert list(metrics["float"]) == common
     assert list(metrics["q8"]) == list(metrics["q16"]) == [*common, "r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd"]
+    assert list(metrics["q8int"]) == [*list(metrics["q8"]), "saturated_rows", "rms_deviation_unsaturated_usd"]
     assert metrics["float"]["r2"] == pytest.approx(0.575788, abs=1e-6)
     assert metrics["float"]["mse"] == pytest.approx(0.555892, abs=1e-6)
     assert metrics["float"]["mae"] == pytest.approx(0.533200, abs=1e-6)
-    for name in paths.MODEL_NAMES:
+    for name in paths.ONNX_MODEL_NAMES:
         assert metrics[name]["file_bytes"] == (built_repo / paths.model_file(name)).stat().st_size
     train = json.loads((built_repo / "metrics/train.json").read_text())
     assert list(train) == ["train"] and train["train"]["rows"] == 16_512  # nested: never taken for a test score
@@ -68,6 +69,8 @@ def test_quantization_targets_hold_in_the_committed_metrics(built_repo):
     # Targets of issue #3 (R² drop 1e-3 / 1e-5, RMS deviation 0.01 / 0.0001 of $100,000), in the keys' units.
     assert abs(metrics["q8"]["r2_drop_ppm"]) <= 1_000 and metrics["q8"]["rms_deviation_usd"] <= 1_000
     assert abs(metrics["q16"]["r2_drop_ppm"]) <= 10 and metrics["q16"]["rms_deviation_usd"] <= 10
+    # Integer-only (issue 15): the R² target holds; the RMS target (0.1 = $10,000) on the rows inside the grids.
+    assert abs(metrics["q8int"]["r2_drop_ppm"]) <= 20_000 and metrics["q8int"]["rms_deviation_unsaturated_usd"] <= 10_000
 
 
 def test_second_repro_is_a_no_op_and_the_dag_is_the_product(work_repo):
@@ -82,6 +85,10 @@ def test_second_repro_is_a_no_op_and_the_dag_is_the_product(work_repo):
         ("quantize-8", "evaluate"),
         ("quantize-16", "evaluate"),
         ("train", "sweep"),
+        ("train", "quantize-8int"),
+        ("quantize-8int", "evaluate"),
+        ("quantize-8", "export-onnx"),
+        ("quantize-8int", "export-onnx"),
     ]:
         assert f'"{upstream}" -> "{downstream}"' in dot
 
@@ -95,12 +102,12 @@ def test_plots_render_every_model(work_repo):
 
 
 def test_metrics_and_params_diff_across_branches(work_repo):
-    """Branch off main, switch q8 to write-up B's scheme: only quantize-8 and evaluate re-run,
+    """Branch off main, switch q8 to write-up B's scheme: only quantize-8, its export and evaluate re-run,
     and `dvc metrics diff main` shows the damage with nothing but git."""
     run(["git", "checkout", "-q", "-b", "published-b"], cwd=work_repo)
     set_param(work_repo, "quantize.q8.scheme", "published_b")
     result = run([*DVC, "repro"], cwd=work_repo)
-    assert stages_run(result.stdout) == ["quantize-8", "evaluate"]
+    assert stages_run(result.stdout) == ["quantize-8", "export-onnx", "evaluate"]
     run(["git", "commit", "-qam", "q8: published scheme B"], cwd=work_repo)
 
     metrics_diff = json.loads(run([*DVC, "metrics", "diff", "main", "--json"], cwd=work_repo).stdout)
@@ -181,7 +188,7 @@ def test_plots_diff_in_a_fresh_clone_needs_only_git(work_repo, tmp_path):
     shows both revisions of every series in `dvc plots diff`."""
     run(["git", "checkout", "-q", "-b", "no-scale-search"], cwd=work_repo)
     set_param(work_repo, "quantize.q8.scale_search", "none")
-    assert stages_run(run([*DVC, "repro"], cwd=work_repo).stdout) == ["quantize-8", "evaluate"]
+    assert stages_run(run([*DVC, "repro"], cwd=work_repo).stdout) == ["quantize-8", "export-onnx", "evaluate"]
     run(["git", "add", "-A"], cwd=work_repo)
     run(["git", "commit", "-qm", "q8 without scale search"], cwd=work_repo)
 
@@ -211,6 +218,8 @@ def test_dvc_yaml_names_the_files_the_code_writes():
     assert outs("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
     assert outs("quantize-8") == {str(paths.model_file("q8"))}
     assert outs("quantize-16") == {str(paths.model_file("q16"))}
+    assert outs("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
+    assert outs("export-onnx") == {str(paths.onnx_file(name)) for name in paths.ONNX_MODEL_NAMES}
     assert outs("evaluate") == {
         str(paths.EVALUATE_METRICS),
         str(paths.WEIGHTS_TABLE),

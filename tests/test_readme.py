@@ -12,7 +12,7 @@ from conftest import REPO
 
 README = (REPO / "README.md").read_text()
 COLUMNS = ["r2", "r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd", "payload_bytes", "file_bytes"]
-ROWS = {"float64": "float", "8-bit": "q8", "16-bit": "q16"}
+ROWS = {"float64": "float", "8-bit": "q8", "16-bit": "q16", "integer-only 8-bit": "q8int"}
 
 
 def results_table() -> dict[str, list[str]]:
@@ -36,7 +36,7 @@ def shown_value(text: str) -> tuple[float, float]:
 def test_results_table_matches_metrics():
     metrics = json.loads((REPO / "metrics/evaluate.json").read_text())
     table = results_table()
-    assert set(table) == {"float", "q8", "q16"}
+    assert set(table) == {"float", "q8", "q16", "q8int"}
     for name, cells in table.items():
         for key, cell in zip(COLUMNS, cells, strict=True):
             if cell == "—":

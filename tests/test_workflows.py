@@ -620,7 +620,7 @@ def test_metrics_beyond_tolerance_or_of_another_kind_fail(compare, metrics, path
 def test_metrics_key_order_must_match(compare, metrics):
     reordered = {name: dict(reversed(list(values.items()))) for name, values in metrics.items()}
     result = compare.compare_json(metrics, reordered, "m: ")
-    assert len(result.problems) == 3
+    assert len(result.problems) == len(metrics)  # one per model
 
 
 def test_report_numbers_may_move_by_one_printed_digit_but_its_text_may_not_change(compare):

@@ -1,0 +1,35 @@
+"""Stage quantize-8int: the integer-only 8-bit model (housing_predictor/integer.py).
+
+python -m stages.quantize_int    # reads params quantize.q8int, writes models/q8int.safetensors
+
+int8 inputs (grids calibrated on the training split), int8 weights, int32 bias and accumulator,
+one rescale to float: what an integer engine runs. Evaluated by `evaluate` beside the others,
+exported to ONNX (MatMulInteger) by `export-onnx`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from housing_predictor import paths
+from housing_predictor.artifacts import load_model, save_model
+from housing_predictor.errors import run_guarded
+from housing_predictor.integer import quantize_integer
+from housing_predictor.quantization import dequantize_model
+from stages.dataset import read_split
+from stages.params import integer_quantize_params
+
+SCHEME = "integer"
+
+
+def main() -> None:
+    params = integer_quantize_params()
+    saved = load_model(paths.model_file("float"))
+    train_X, _ = read_split(paths.TRAIN_CSV)
+    tensors = quantize_integer(dequantize_model(saved.tensors, "float"), train_X, **dataclasses.asdict(params))
+    provenance = {**saved.params, "quantize": {paths.INTEGER_MODEL: dataclasses.asdict(params)}}
+    save_model(paths.model_file(paths.INTEGER_MODEL), tensors, scheme=SCHEME, bits=8, features=saved.features, params=provenance)
+
+
+if __name__ == "__main__":
+    run_guarded(main)

@@ -1,0 +1,264 @@
+"""The ONNX graphs (stage export-onnx) run in ONNX Runtime and give our predictions.
+
+ONNX Runtime (CPU, default session options: what a user gets) runs every exported graph on the
+real test split: the float graph (float64) within 1e-6 relative of our float model, the weight-only
+graphs within float32 rounding of our float64 predictions, the integer graph's int8 codes and int32
+accumulators equal to housing_predictor/integer.py's bit for bit. The export is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import NamedTuple
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from housing_predictor import integer, paths
+from housing_predictor.artifacts import SavedModel, save_model
+from housing_predictor.errors import PipelineError
+from housing_predictor.linear import LinearParams
+from housing_predictor.quantization import dequantize_model, float_tensors, quantize_model
+from stages import export_onnx
+from stages.params import TrainParams
+from stages.train import fit, linear_params
+
+from conftest import REPO, run
+
+# params.yaml's defaults
+AFFINE = dict(symmetric=True, signed=True, rounding="nearest", scale_search="mse", bias_correction=True)
+INTEGER = dict(granularity="per_feature", calibration="mse", weight_scale_search=True, bias_correction=True)
+EPS32 = float(np.finfo(np.float32).eps)  # 2^-23: one float32 ulp at 1
+
+
+class Built(NamedTuple):
+    X_test: np.ndarray
+    float_model: LinearParams
+    tensors: dict[str, dict[str, np.ndarray]]  # per model name, as the stages save them
+    graphs: dict[str, onnx.ModelProto]
+
+
+@pytest.fixture(scope="module")
+def built() -> Built:
+    from sklearn.datasets import fetch_california_housing
+    from sklearn.model_selection import train_test_split
+
+    X, y = fetch_california_housing(return_X_y=True)  # scikit-learn's folder, downloading if missing
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=42)
+    model = linear_params(fit(X_train, y_train, TrainParams(standardize=True)))
+    tensors = {
+        "float": float_tensors(model),
+        "q8": quantize_model(model, X_train, bits=8, scheme="affine", **AFFINE),
+        "q16": quantize_model(model, X_train, bits=16, scheme="affine", **AFFINE),
+        "q8int": integer.quantize_integer(model, X_train, **INTEGER),
+    }
+    graphs = {
+        "float": export_onnx.float_graph(tensors["float"]),
+        "q8": export_onnx.weight_only_graph(tensors["q8"], 8),
+        "q16": export_onnx.weight_only_graph(tensors["q16"], 16),
+        "q8int": export_onnx.integer_graph(tensors["q8int"]),
+    }
+    return Built(X_test, model, tensors, graphs)
+
+
+def session(model: onnx.ModelProto | bytes, **options) -> ort.InferenceSession:
+    data = model if isinstance(model, bytes) else export_onnx.checked_bytes(model)
+    session_options = ort.SessionOptions()
+    for key, value in options.items():
+        setattr(session_options, key, value)
+    return ort.InferenceSession(data, session_options, providers=["CPUExecutionProvider"])
+
+
+def run_graph(model, X: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+    return session(model).run(outputs, {export_onnx.INPUT: X})
+
+
+def with_outputs(model: onnx.ModelProto, outputs: dict[str, tuple[type, list]]) -> onnx.ModelProto:
+    """A copy of ``model`` that also outputs the intermediate values named (dtype, shape)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for name, (dtype, shape) in outputs.items():
+        copy.graph.output.append(onnx.helper.make_tensor_value_info(name, export_onnx._elem(dtype), shape))
+    return copy
+
+
+def float32_bound(model: LinearParams, X: np.ndarray) -> np.ndarray:
+    """Per row, what float32 arithmetic may move ``(X - m) / s @ w + b``: four float32 roundings
+    (2^-24 relative each) of each term's largest intermediate, |w| (|X| + |m|) / s, and of the
+    bias. Observed: under a tenth of this (the input's cast to float32 dominates)."""
+    terms = np.abs(model.weight) * (np.abs(X) + np.abs(model.input_mean)) / model.input_scale
+    return 2 * EPS32 * (terms.sum(axis=1) + abs(model.bias))
+
+
+@pytest.mark.parametrize("name", paths.ONNX_MODEL_NAMES)
+def test_export_is_deterministic_and_checked(built, name):
+    again = {
+        "float": lambda: export_onnx.float_graph(built.tensors["float"]),
+        "q8": lambda: export_onnx.weight_only_graph(built.tensors["q8"], 8),
+        "q16": lambda: export_onnx.weight_only_graph(built.tensors["q16"], 16),
+        "q8int": lambda: export_onnx.integer_graph(built.tensors["q8int"]),
+    }[name]()
+    first, second = export_onnx.checked_bytes(built.graphs[name]), export_onnx.checked_bytes(again)
+    assert first == second
+    loaded = onnx.load_from_string(first)
+    assert [(o.domain, o.version) for o in loaded.opset_import] == [("", export_onnx.OPSET)]
+    assert loaded.producer_name == export_onnx.PRODUCER
+
+
+def test_float_graph_matches_our_float_model(built):
+    (prediction,) = run_graph(built.graphs["float"], built.X_test)
+    assert prediction.dtype == np.float64 and prediction.shape == (len(built.X_test), 1)
+    np.testing.assert_allclose(prediction[:, 0], built.float_model.predict(built.X_test), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["q8", "q16"])
+def test_weight_only_graphs_match_ours_to_float32_rounding(built, name):
+    ours = dequantize_model(built.tensors[name], "affine")
+    (prediction,) = run_graph(built.graphs[name], built.X_test)
+    assert prediction.dtype == np.float32 and prediction.shape == (len(built.X_test), 1)
+    error = np.abs(prediction[:, 0].astype(np.float64) - ours.predict(built.X_test))
+    assert np.all(error <= float32_bound(ours, built.X_test))
+    # ...and float32 rounding is all it is: far below what quantization itself moves (q16: 9e-6 rms).
+    assert error.max() < 1e-5
+
+
+def test_weight_only_graph_without_a_scaler(built):
+    """train.standardize false: the graph has no Sub/Div, and still gives our predictions."""
+    weight, bias = built.float_model.folded()
+    raw = LinearParams(weight=weight, bias=bias)
+    tensors = quantize_model(raw, built.X_test, bits=16, scheme="affine", **AFFINE)
+    graph = export_onnx.weight_only_graph(tensors, 16)
+    assert "Sub" not in [node.op_type for node in graph.graph.node]
+    (prediction,) = run_graph(graph, built.X_test)
+    ours = dequantize_model(tensors, "affine").predict(built.X_test)
+    np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["q8", "q16"])
+def test_runtime_optimizations_keep_the_weight_only_arithmetic(built, name, tmp_path):
+    """ONNX Runtime rewrites DequantizeLinear + MatMul with a 2-D weight into MatMulNBits, which
+    quantizes the activations too; our 1-D weight keeps the graph as exported."""
+    optimized = tmp_path / f"{name}.onnx"
+    session(built.graphs[name], optimized_model_filepath=str(optimized))
+    assert [node.op_type for node in onnx.load(optimized).graph.node] == [
+        "Cast",
+        "DequantizeLinear",
+        "Sub",
+        "Div",
+        "MatMul",
+        "Unsqueeze",
+        "Add",
+    ]
+
+
+def test_integer_graph_is_bit_exact_with_our_integer_path(built):
+    tensors = built.tensors["q8int"]
+    graph = with_outputs(
+        built.graphs["q8int"], {export_onnx.CODES: (np.int8, ["n_rows", 8]), export_onnx.ACCUMULATOR: (np.int32, ["n_rows", 1])}
+    )
+    prediction, codes, accumulator = run_graph(graph, built.X_test)
+    our_codes = integer.quantize_inputs(built.X_test, tensors["input_mean"], tensors["input_step"], tensors["input_zero_point"])
+    our_accumulator = integer.accumulate(our_codes, tensors["weight_q"], tensors["bias_q"])
+    assert codes.dtype == np.int8 and np.array_equal(codes, our_codes)
+    assert accumulator.dtype == np.int32 and np.array_equal(accumulator[:, 0], our_accumulator)
+    # One float32 rescale of an exact integer (|accumulator| < 2^24, so its cast is exact).
+    ours = integer.predict(tensors, built.X_test)
+    assert np.max(np.abs(accumulator)) < 2**24
+    np.testing.assert_allclose(prediction[:, 0], ours, rtol=EPS32 / 2, atol=0)
+
+
+def test_matmul_integer_equals_our_accumulation_on_extreme_codes(built):
+    """ONNX Runtime's MatMulInteger alone, on every corner of the int8 range: the same int32 sums."""
+    from onnx import helper, numpy_helper
+
+    weight_q = built.tensors["q8int"]["weight_q"]
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["codes", "weight_q"], ["accumulator"])],
+        "matmul_integer",
+        [helper.make_tensor_value_info("codes", onnx.TensorProto.INT8, ["n_rows", 8])],
+        [helper.make_tensor_value_info("accumulator", onnx.TensorProto.INT32, ["n_rows", 1])],
+        initializer=[numpy_helper.from_array(weight_q.reshape(-1, 1), "weight_q")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", export_onnx.OPSET)], ir_version=export_onnx.IR_VERSION
+    )
+    rng = np.random.default_rng(15)
+    codes = np.concatenate(
+        [
+            np.full((1, 8), -128, np.int8),
+            np.full((1, 8), 127, np.int8),
+            np.where(weight_q < 0, 127, -128).astype(np.int8)[None, :],  # the most negative sum
+            rng.integers(-128, 128, size=(1000, 8)).astype(np.int8),
+        ]
+    )
+    (accumulator,) = session(model).run(None, {"codes": codes})
+    assert accumulator.dtype == np.int32
+    assert np.array_equal(accumulator[:, 0], integer.accumulate(codes, weight_q, np.zeros(1, np.int32)))
+
+
+@pytest.mark.parametrize("scheme", ["published_a", "published_b"])
+def test_published_schemes_export_as_the_model_they_dequantize_to(built, scheme):
+    """`dvc exp run -S quantize.q8.scheme=published_b` still exports: the float64 graph of what
+    our predictor computes for that scheme. Their codes have no QDQ form of ours."""
+    tensors = quantize_model(built.float_model, built.X_test, bits=8, scheme=scheme)
+    with pytest.raises(PipelineError, match="only the affine scheme exports to ONNX in QDQ form"):
+        export_onnx.weight_only_graph(tensors, 8)
+    saved = SavedModel(tensors, scheme, 8, [f"f{i}" for i in range(8)], {}, 0)
+    (prediction,) = run_graph(export_onnx.graph_for("q8", saved), built.X_test)
+    ours = dequantize_model(tensors, scheme).predict(built.X_test)
+    np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-6, atol=1e-9)
+
+
+def test_invalid_graph_is_refused_in_one_line(built):
+    broken = onnx.ModelProto()
+    broken.CopyFrom(built.graphs["q8int"])
+    broken.graph.node[2].input[0] = "no_such_value"
+    with pytest.raises(PipelineError, match="ONNX graph q8int is invalid") as caught:
+        export_onnx.checked_bytes(broken)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_pipeline_graphs_give_the_pipelines_predictions(built_repo):
+    """After `dvc repro`, models/*.onnx in ONNX Runtime give what evaluate scored (plots/*.csv,
+    written with repr) and metrics/evaluate.json's figures for the integer model."""
+    from stages.dataset import read_split
+
+    X, y = read_split(built_repo / paths.TEST_CSV)
+    for name in paths.MODEL_NAMES:
+        (prediction,) = session((built_repo / paths.onnx_file(name)).read_bytes()).run(None, {export_onnx.INPUT: X})
+        expected = np.loadtxt(built_repo / paths.plot_file(name), delimiter=",", skiprows=1, usecols=1)
+        tolerance = 1e-6 * np.abs(expected) + 1e-12 if name == "float" else 1e-5
+        assert np.all(np.abs(prediction[:, 0] - expected) <= tolerance), name
+    (prediction,) = session((built_repo / paths.onnx_file("q8int")).read_bytes()).run(None, {export_onnx.INPUT: X})
+    metrics = json.loads((built_repo / paths.EVALUATE_METRICS).read_text())["q8int"]
+    r2 = 1 - np.sum((y - prediction[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert r2 == pytest.approx(metrics["r2"], abs=1e-6)
+
+
+def test_export_stage_with_a_missing_model_exits_2_and_writes_nothing(tmp_path, built):
+    """One line naming the missing file; no graph is written, not even the ones that could be."""
+    (tmp_path / "models").mkdir()
+    for name in ("float", "q8", "q16"):  # q8int missing
+        scheme, bits = ("float", 64) if name == "float" else ("affine", int(name[1:]))
+        save_model(
+            tmp_path / paths.model_file(name),
+            built.tensors[name],
+            scheme=scheme,
+            bits=bits,
+            features=[f"f{i}" for i in range(8)],
+            params={},
+        )
+    result = run(
+        [sys.executable, "-m", "stages.export_onnx"], cwd=tmp_path, check=False, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "error: model file models/q8int.safetensors is missing: run `dvc repro` (or `dvc pull`) to build it"
+    )
+    assert not list((tmp_path / "models").glob("*.onnx"))
