@@ -6,6 +6,8 @@
         Every model on the holdout sample the evaluate stage exported (models/selfcheck.csv): each
         must reproduce its expected predictions to 1e-9, and each quantized model's deviation from
         the float model must match metrics/evaluate.json. No network, no data set.
+    serve [--host HOST] [--port PORT]
+        The models over HTTP: Open Inference Protocol (V2) and /invocations (housing_predictor/serve.py).
     --version
         Provenance as JSON: git commit (env GIT_COMMIT), per model its params and their hash, the metrics.
 
@@ -39,7 +41,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from housing_predictor import paths  # noqa: E402
+from housing_predictor import paths, serve  # noqa: E402
 from housing_predictor.artifacts import SavedModel, load_model, read_json, replacing  # noqa: E402
 from housing_predictor.errors import PipelineError, run_guarded  # noqa: E402
 from housing_predictor.linear import LinearParams  # noqa: E402
@@ -498,7 +500,7 @@ def argument_parser() -> ArgumentParser:
         "--metrics", default=str(paths.EVALUATE_METRICS), help="the evaluate stage's metrics (default: %(default)s)"
     )
     # (an explicit prog spares argparse a help formatter, and its imports, at every start)
-    commands = parser.add_subparsers(dest="command", metavar="{predict,selfcheck}", prog=PROG)
+    commands = parser.add_subparsers(dest="command", metavar="{predict,selfcheck,serve}", prog=PROG)
     predict = commands.add_parser(
         "predict",
         formatter_class=HelpFormatter,
@@ -518,6 +520,7 @@ def argument_parser() -> ArgumentParser:
         f"{SELFCHECK_TOLERANCE:g} and the quantized models' deviations match the metrics file.",
     )
     selfcheck.set_defaults(run=selfcheck_command)
+    serve.add_parser(commands, HelpFormatter)
     return parser
 
 
@@ -527,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.version:
         print(json.dumps(provenance(Path(args.models_dir), Path(args.metrics)), indent=2))
     elif args.command is None:
-        parser.error("a command is required: predict or selfcheck")
+        parser.error("a command is required: predict, selfcheck or serve")
     else:
         args.run(args)
 
