@@ -53,7 +53,8 @@ class ServedModel(NamedTuple):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
-        predictions = self.linear.predict(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below, and named
+            predictions = self.linear.predict(X)
         if not np.isfinite(predictions).all():
             row = int(np.flatnonzero(~np.isfinite(predictions))[0])
             raise protocol.bad_request(f"row {row}: the prediction overflows float64 (feature values too large)")

@@ -266,4 +266,6 @@ def _reordered(values: np.ndarray, columns: list, features: list[str], where: st
         )
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise bad_request(f"{where} data has shape {list(values.shape)}: expected rows of {len(columns)} values, one per column")
-    return values[:, [columns.index(name) for name in features]]
+    # C order, as rows arrive in every other form: numpy's dot product may round a row of a
+    # column-major array differently, and the same rows should give the same bits whatever the form.
+    return np.ascontiguousarray(values[:, [columns.index(name) for name in features]])
