@@ -1,18 +1,20 @@
-# The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code and the
-# exported models; no scikit-learn, no pickle, no data set, no network at start-up.
+# The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
+# server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
+# no network at start-up.
 # Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
 #   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
 #     --build-arg SOURCE="$(git remote get-url origin)" .
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
 #   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
+#   docker run --rm -p 8080:8080 housing-mlops serve                   # HTTP: V2 and /invocations
 # tests/test_container.py replays this file without a Docker engine: it stages exactly what the COPY
 # lines name, runs the RUN lines in a fresh virtualenv, and runs the entrypoint there.
 FROM python:3.11.7-slim-bookworm
 
 WORKDIR /app
 
-# Runtime dependencies only (pinned), then delete what the predictor never loads (tests, stubs,
-# numpy.random, f2py...): scripts/prune_runtime.sh says what and why.
+# Runtime dependencies only (pinned: numpy, safetensors, uvicorn, starlette and theirs), then delete
+# what the predictor never loads (tests, stubs, numpy.random, f2py...): scripts/prune_runtime.sh.
 COPY requirements-runtime.txt scripts/prune_runtime.sh ./
 RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runtime.txt \
     && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
@@ -37,7 +39,16 @@ LABEL org.opencontainers.image.title="housing-mlops predictor" \
       org.opencontainers.image.version="${VERSION}"
 ENV GIT_COMMIT="${REVISION}" \
     IMAGE_VERSION="${VERSION}" \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    SERVE_HOST=0.0.0.0 \
+    SERVE_PORT=8080
+
+# `serve` listens on 8080 (all interfaces: the container's own network namespace). The health
+# check asks the server's /v2/health/ready (python's urllib: a slim image has no curl); while the
+# container runs another command (selfcheck, predict) there is no server and nothing to check.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "housing_predictor.healthcheck"]
 
 # Not root: a numeric uid needs no user database, and orchestrators can verify it (runAsNonRoot).
 USER 10001:10001
