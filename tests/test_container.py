@@ -444,14 +444,10 @@ def test_serve_from_the_image(image, built_repo, tmp_path):
         expected = float(run_image(image, ["predict", "--model", "float"], stdin=first_row).stdout.splitlines()[1])
         assert http_json(port, "POST", "/invocations", first_row, "text/csv") == (200, {"predictions": [expected]})
 
-        health = run(
-            [*image["entrypoint"][:-1], "housing_predictor.healthcheck", "--pid", str(server.pid)], image["workdir"], env=env
-        )
+        health = run(healthcheck_command(server.pid), image["workdir"], env=env)
         assert health.stdout.strip() == "healthy: ready"
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0, log.read_text()
-    health = run(
-        [*image["entrypoint"][:-1], "housing_predictor.healthcheck", "--pid", str(server.pid)], image["workdir"], env=env
-    )
+    health = run(healthcheck_command(server.pid), image["workdir"], env=env)
     assert health.stdout.strip() == "healthy: no `serve` process, nothing to check"  # as while `selfcheck` runs
