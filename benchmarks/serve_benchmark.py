@@ -220,7 +220,7 @@ def main() -> None:
                 servers["mlflow"] = Server(
                     "mlflow",
                     [str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(MLFLOW_MODEL), "--env-manager", "local"]
-                    + ["-h", "127.0.0.1", "-p", str(port)],
+                    + ["-h", "127.0.0.1", "-p", str(port), "-w", "1"],  # one worker, as ours (MLflow's default too)
                     port,
                     "/ping",
                     work / "mlflow.log",
