@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from housing_predictor.server import protocol
 
 from conftest import REPO, run
 
@@ -375,6 +379,34 @@ def test_bad_request_is_a_json_error(server, case):
     assert "\n" not in response["error"] and "Traceback" not in response["error"]
     if status == 405:
         assert response_headers["allow"]  # the methods the path takes, as HTTP requires
+
+
+# Any JSON document, biased towards the shapes of real requests (keys, names, datatypes, rows).
+KEYS = ["inputs", "name", "shape", "datatype", "data", "outputs", "id", "columns", *protocol.INVOCATION_KEYS, *FEATURES]
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.sampled_from([*KEYS, "FP32", "FP64", "INT8"])
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=9) | st.dictionaries(st.sampled_from(KEYS), children, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(document=JSON_VALUES)
+def test_any_json_is_rows_or_a_request_error(document):
+    """Whatever JSON a client sends, the decoders return finite (N, 8) rows or a RequestError
+    (the app's 4xx): never another exception, which would be a 500."""
+    for decode in (protocol.v2_features, protocol.invocation_features):
+        try:
+            result = decode(document, FEATURES)
+        except protocol.RequestError as error:
+            assert 400 <= error.status < 500 and error.message and "\n" not in error.message
+            continue
+        X = result[0] if decode is protocol.v2_features else result
+        assert X.dtype == np.float64 and X.ndim == 2 and X.shape[1] == 8 and len(X) >= 1
+        assert np.isfinite(X).all()
 
 
 def test_chunked_body_over_the_limit_is_413(server):

@@ -146,7 +146,10 @@ def v2_features(document: object, features: list[str]) -> tuple[np.ndarray, str 
     inputs = _field(document, "inputs", list, "request")
     if not inputs:
         raise bad_request("request 'inputs' is empty: send one [N, 8] input or one [N] input per feature")
-    for output in document.get("outputs") or []:
+    outputs = document.get("outputs", [])
+    if not isinstance(outputs, list):
+        raise bad_request(f"request 'outputs' must be a list of {{\"name\": ...}}, got {_shown(outputs)}")
+    for output in outputs:
         if not isinstance(output, dict) or output.get("name") != OUTPUT_NAME:
             raise bad_request(f"requested output {_shown(output)} does not exist: the one output is {OUTPUT_NAME!r}")
     tensors = [_v2_tensor(tensor, f"request input {i}") for i, tensor in enumerate(inputs)]
