@@ -87,6 +87,7 @@ def serve(args: argparse.Namespace) -> None:
     server_config = uvicorn.Config(
         app,
         factory=config.workers > 1,
+        http="httptools",  # uvicorn's C parser (requirements-runtime.txt says why), never a silent fallback to h11
         host=config.host,
         port=config.port,
         workers=config.workers,
