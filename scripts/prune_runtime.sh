@@ -5,8 +5,8 @@
 #
 # Proof that nothing here is needed: tests/test_container.py runs `predict`, `selfcheck`,
 # `--version` (and every bad-input path) and `serve` on a pruned install. The server's packages
-# (uvicorn, starlette, anyio, h11, click, idna: ~5 MB) lose only their type stubs; the whole
-# runtime is 49 MiB after pruning (benchmarks/predict_benchmark.py measures it).
+# (uvicorn, httptools, starlette, anyio, h11, click, idna: ~7 MiB) lose only their type stubs; the
+# whole runtime is 50 MiB after pruning (benchmarks/predict_benchmark.py measures it).
 # Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to,
 # and numpy.ma, which np.isin can import (the predictor's reader uses it on input it must re-check).
 set -eu
