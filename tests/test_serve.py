@@ -488,6 +488,39 @@ def test_sigterm_during_a_burst(models_dir, test_split, tmp_path):
     assert "SIGTERM: not ready" in server.logs()[1]
 
 
+def test_sigterm_lets_in_flight_requests_complete(models_dir, test_split, tmp_path):
+    """With no drain (the default), SIGTERM stops the server taking connections at once, yet the
+    requests it is in the middle of reading complete with their 200; then it exits 0."""
+    server = Server(models_dir, tmp_path)
+    body = features_csv(test_split[:1000]).encode()
+    half = len(body) // 2
+    connections = []
+    try:
+        for _ in range(4):  # each request half sent: in flight when the signal arrives
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            connection.putrequest("POST", "/invocations")
+            connection.putheader("Content-Type", "text/csv")
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body[:half])
+            connections.append(connection)
+        time.sleep(0.5)  # the server has read the halves
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while "Shutting down" not in server.logs()[1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(ConnectionRefusedError):  # no new connections any more
+            server.request("GET", "/v2/health/live")
+        for connection in connections:
+            connection.send(body[half:])
+            response = connection.getresponse()
+            assert response.status == 200
+            assert len(json.loads(response.read())["predictions"]) == 1000
+    finally:
+        for connection in connections:
+            connection.close()
+    assert server.process.wait(timeout=60) == 0, server.logs()[1]
+
+
 def test_workers_from_the_environment(models_dir, tmp_path):
     server = Server(models_dir, tmp_path, WEB_CONCURRENCY="2", SERVE_ACCESS_LOG="0")
     try:
