@@ -1,10 +1,12 @@
-# The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code and the
-# exported models; no scikit-learn, no pickle, no data set, no network at start-up.
+# The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
+# server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
+# no network at start-up.
 # Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
 #   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
 #     --build-arg SOURCE="$(git remote get-url origin)" .
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
 #   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
+#   docker run --rm -p 8080:8080 housing-mlops serve                   # HTTP: V2 and /invocations
 # tests/test_container.py replays this file without a Docker engine: it stages exactly what the COPY
 # lines name, runs the RUN lines in a fresh virtualenv, and runs the entrypoint there.
 # The current Python 3.11 patch release on Debian 13 (trixie), pinned so a rebuild is the same
@@ -13,8 +15,8 @@ FROM python:3.11.17-slim-trixie
 
 WORKDIR /app
 
-# Runtime dependencies only (pinned), then delete what the predictor never loads (tests, stubs,
-# numpy.random, f2py...): scripts/prune_runtime.sh says what and why.
+# Runtime dependencies only (pinned: numpy, safetensors, uvicorn, starlette and theirs), then delete
+# what the predictor never loads (tests, stubs, numpy.random, f2py...): scripts/prune_runtime.sh.
 COPY requirements-runtime.txt scripts/prune_runtime.sh ./
 RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runtime.txt \
     && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
@@ -23,7 +25,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runti
 # The predictor package, whole (it imports numpy and safetensors only), and the
 # artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked against.
 COPY housing_predictor/ housing_predictor/
-COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/selfcheck.csv models/
+COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors models/selfcheck.csv models/
 COPY metrics/evaluate.json metrics/
 # Compiled once here: the runtime user cannot write __pycache__, and compiling at every start is slow.
 RUN python -m compileall -q housing_predictor
@@ -39,7 +41,16 @@ LABEL org.opencontainers.image.title="housing-mlops predictor" \
       org.opencontainers.image.version="${VERSION}"
 ENV GIT_COMMIT="${REVISION}" \
     IMAGE_VERSION="${VERSION}" \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    SERVE_HOST=0.0.0.0 \
+    SERVE_PORT=8080
+
+# `serve` listens on 8080 (all interfaces: the container's own network namespace). The health
+# check asks the server's /v2/health/ready (python's urllib: a slim image has no curl); while the
+# container runs another command (selfcheck, predict) there is no server and nothing to check.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "housing_predictor.healthcheck"]
 
 # Not root: a numeric uid needs no user database, and orchestrators can verify it (runAsNonRoot).
 USER 10001:10001

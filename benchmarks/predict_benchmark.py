@@ -328,7 +328,7 @@ def main() -> None:
 
         before, after = runtime_size(work)
         print("\nRuntime dependencies (pip install --target, the image's steps; target <= 60 MB)")
-        print(f"  numpy + safetensors as installed      {before / 2**20:6.1f} MiB")
+        print(f"  requirements-runtime.txt as installed {before / 2**20:6.1f} MiB")
         print(f"  after scripts/prune_runtime.sh        {after / 2**20:6.1f} MiB")
         print(f"  scikit-learn + scipy + numpy + joblib {training_stack_bytes() / 2**20:6.1f} MiB (the published image's)")
 

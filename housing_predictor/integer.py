@@ -88,6 +88,15 @@ def accumulator_bound(n_features: int, bias_q: int) -> int:
     return (-INPUT_MIN) * WEIGHT_MAX * n_features + abs(int(bias_q))
 
 
+class IntegerModel(NamedTuple):
+    """An integer-only model as the predictor and the server use it: ``predict`` like LinearParams'."""
+
+    tensors: dict[str, np.ndarray]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return predict(self.tensors, X)
+
+
 def predict(tensors: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     """Predictions (n_rows,) float64 of an integer model's tensors: int32 accumulator, one rescale."""
     codes = quantize_inputs(X, tensors["input_mean"], tensors["input_step"], tensors["input_zero_point"])

@@ -45,10 +45,10 @@ def weights_plot_file(name: str) -> Path:
     return PLOTS_DIR / f"weights_{name}.csv"
 
 
-# Models built beside the three the predictor serves: the integer-only 8-bit model (stage
-# quantize-8int, scored by evaluate) and the ONNX graphs of all four (stage export-onnx).
+# The integer-only 8-bit model (stage quantize-8int): scored by evaluate, exported by export-onnx,
+# predicted and served like the others, but with arithmetic of its own (housing_predictor/integer.py).
 INTEGER_MODEL = "q8int"
-ONNX_MODEL_NAMES = (*MODEL_NAMES, INTEGER_MODEL)
+ALL_MODEL_NAMES = (*MODEL_NAMES, INTEGER_MODEL)
 
 
 def onnx_file(name: str, models_dir: Path = MODELS_DIR) -> Path:

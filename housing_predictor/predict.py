@@ -6,6 +6,8 @@
         Every model on the holdout sample the evaluate stage exported (models/selfcheck.csv): each
         must reproduce its expected predictions to 1e-9, and each quantized model's deviation from
         the float model must match metrics/evaluate.json. No network, no data set.
+    serve [--host HOST] [--port PORT]
+        The models over HTTP: Open Inference Protocol (V2) and /invocations (housing_predictor/serve.py).
     --version
         Provenance as JSON: git commit (env GIT_COMMIT, else `git rev-parse HEAD` in a checkout),
         per model its params and their hash, the metrics.
@@ -31,10 +33,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from housing_predictor import paths
+from housing_predictor import paths, serve
 from housing_predictor.artifacts import SavedModel, load_model, read_json
 from housing_predictor.csv_io import read_table  # also part of this module's interface (the HTTP server's)
 from housing_predictor.errors import PipelineError, run_guarded
+from housing_predictor.integer import IntegerModel
 from housing_predictor.linear import TARGET_UNIT_USD, LinearParams
 from housing_predictor.output import Stopped, open_output, stdout_writer, stop_on_signals
 from housing_predictor.quantization import dequantize_model
@@ -73,14 +76,23 @@ def format_predictions(predictions: np.ndarray) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
+# The bit width each model's file must hold (the float model: none, it is not quantized).
+MODEL_BITS = {**paths.QUANTIZED_BITS, paths.INTEGER_MODEL: 8}
+
+
 def load_saved(name: str, models_dir: Path) -> SavedModel:
     """Model ``name``'s file, verified by checksum and structure, and holding the model asked for:
     q8's file must be 8-bit, the float model's unquantized (a copied-over file is refused)."""
     path = paths.model_file(name, models_dir)
     saved = load_model(path)
-    expected = paths.QUANTIZED_BITS.get(name)
-    if (saved.scheme == "float") != (expected is None) or (expected is not None and saved.bits != expected):
-        wanted = "the float model" if expected is None else f"the {expected}-bit model"
+    expected = MODEL_BITS.get(name)
+    integer_only = name == paths.INTEGER_MODEL
+    if (
+        (saved.scheme == "float") != (expected is None)
+        or (expected is not None and saved.bits != expected)
+        or (saved.scheme == "integer") != integer_only
+    ):
+        wanted = "the float model" if expected is None else f"the {expected}-bit {'integer-only ' if integer_only else ''}model"
         raise PipelineError(f"model file {path} holds a {saved.bits}-bit {saved.scheme} model, but {name} is {wanted}")
     if sorted(saved.features) != sorted(FEATURES):
         raise PipelineError(
@@ -89,9 +101,12 @@ def load_saved(name: str, models_dir: Path) -> SavedModel:
     return saved
 
 
-def load_linear(name: str, models_dir: Path) -> tuple[SavedModel, LinearParams]:
-    """Model ``name``'s verified file and the float64 model it stands for (as the pipeline computes it)."""
+def load_linear(name: str, models_dir: Path) -> tuple[SavedModel, LinearParams | IntegerModel]:
+    """Model ``name``'s verified file and the model that predicts as the pipeline computes it: the
+    float64 model it stands for, or for the integer-only model its integer arithmetic."""
     saved = load_saved(name, models_dir)
+    if saved.scheme == "integer":
+        return saved, IntegerModel(saved.tensors)
     model = dequantize_model(saved.tensors, saved.scheme)
     numbers = [model.weight, [model.bias], *([model.input_mean, model.input_scale] if model.standardized else [])]
     if not all(np.isfinite(values).all() for values in numbers):
@@ -231,14 +246,14 @@ def argument_parser() -> ArgumentParser:
     parser.add_argument(
         "--metrics", default=str(paths.EVALUATE_METRICS), help="the evaluate stage's metrics (default: %(default)s)"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="{predict,selfcheck,serve}")
     predict = commands.add_parser(
         "predict",
         help="CSV of features in, CSV of predictions out",
         description="Read CSV with a header naming the 8 features (any order), write CSV with one `prediction` column "
         "(in $100,000), one row per input row. Lines in messages count the header as line 1.",
     )
-    predict.add_argument("--model", required=True, choices=paths.MODEL_NAMES, help="which model predicts")
+    predict.add_argument("--model", required=True, choices=paths.ALL_MODEL_NAMES, help="which model predicts")
     predict.add_argument("--input", help="CSV file to read (default: stdin)")
     predict.add_argument("--output", help="CSV file to write, replaced only when the run succeeds (default: stdout)")
     predict.set_defaults(run=predict_command)
@@ -249,6 +264,7 @@ def argument_parser() -> ArgumentParser:
         f"{SELFCHECK_TOLERANCE:g} and the quantized models' deviations match the metrics file.",
     )
     selfcheck.set_defaults(run=selfcheck_command)
+    serve.add_parser(commands)
     return parser
 
 
@@ -258,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.version:
         stdout_writer()((json.dumps(provenance(Path(args.models_dir), Path(args.metrics)), indent=2) + "\n").encode())
     elif args.command is None:
-        parser.error("a command is required: predict or selfcheck")
+        parser.error("a command is required: predict, selfcheck or serve")
     else:
         args.run(args)
 

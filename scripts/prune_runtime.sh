@@ -3,8 +3,9 @@
 # predictor never loads. Run by the Dockerfile after `pip install -r requirements-runtime.txt`,
 # and by the tests and the benchmark on a --target folder, so what they measure is what the image gets.
 #
-# Proof that nothing here is needed: tests/test_container.py runs `predict`, `selfcheck` and
-# `--version` (and every bad-input path) on a pruned install.
+# Proof that nothing here is needed: tests/test_container.py runs `predict`, `selfcheck`,
+# `--version` (and every bad-input path) and `serve` on a pruned install. The server's packages
+# (uvicorn, httptools, starlette, anyio, h11, click, idna: ~7 MiB) lose only their type stubs.
 # Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to.
 set -eu
 site=${1:?usage: prune_runtime.sh SITE_PACKAGES_DIR}
@@ -12,7 +13,7 @@ test -d "$site/numpy" || { echo "error: $site has no numpy to prune" >&2; exit 2
 cd "$site"
 # Test suites, type stubs, C headers and static libraries: for developers, never imported.
 find numpy -depth -type d -name tests -exec rm -rf {} +
-find numpy safetensors -type f \( -name '*.pyi' -o -name '*.pxd' -o -name py.typed \) -delete
+find . -type f \( -name '*.pyi' -o -name '*.pxd' -o -name py.typed \) -delete
 rm -rf numpy/_core/include numpy/_core/lib numpy/_pyinstaller numpy/conftest.py
 # numpy's test-only extension modules.
 rm -f numpy/_core/_simd.*.so numpy/_core/_multiarray_tests.*.so numpy/_core/_umath_tests.*.so \

@@ -33,7 +33,7 @@ INPUT, OUTPUT = "features", "prediction"
 INPUT_FLOAT32 = "features_float32"
 # q8int's int8 input codes and int32 accumulator (bias included), named for tests and users
 CODES, ACCUMULATOR = "codes", "accumulator"
-ONNX_MODELS = paths.ONNX_MODEL_NAMES
+ONNX_MODELS = paths.ALL_MODEL_NAMES
 
 
 def _elem(dtype) -> int:

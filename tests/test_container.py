@@ -11,14 +11,18 @@ requirements. hadolint checks the Dockerfile itself.
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -166,6 +170,9 @@ def test_dockerfile_shape():
     assert user and user[-1].split(":")[0] not in ("0", "root")
     assert [args for name, args in parsed if name == "ENTRYPOINT"] == ['["python", "-m", "housing_predictor"]']
     assert [args for name, args in parsed if name == "CMD"] == ['["selfcheck"]']
+    assert [args for name, args in parsed if name == "EXPOSE"] == ["8080"]
+    [healthcheck] = [args for name, args in parsed if name == "HEALTHCHECK"]
+    assert healthcheck.endswith('CMD ["python", "-m", "housing_predictor.healthcheck"]')
     runs = " ".join(args for name, args in parsed if name == "RUN")
     assert "pip install --no-cache-dir" in runs and "-r requirements-runtime.txt" in runs and "prune_runtime.sh" in runs
 
@@ -176,6 +183,7 @@ def test_copies_only_the_predictor_and_its_artifacts():
         "models/float.safetensors",
         "models/q16.safetensors",
         "models/q8.safetensors",
+        "models/q8int.safetensors",
         "models/selfcheck.csv",
     ]
     assert "models/model.joblib" not in sources  # the pickle never ships
@@ -241,10 +249,14 @@ def test_image_has_only_the_runtime(image):
 
 
 def test_runtime_dependencies_fit_in_60_mb(image):
+    """Everything the runtime requirements installed (numpy, safetensors, the server's packages),
+    pruned as the image prunes it; not the venv's own pip."""
     site = next((image["venv"] / "lib").glob("python3.*/site-packages"))
-    runtime = [p for p in site.iterdir() if p.name.split("-")[0].split(".")[0] in ("numpy", "safetensors")]
+    installer = ("pip", "setuptools", "_distutils_hack", "distutils-precedence.pth", "pkg_resources")
+    runtime = [p for p in site.iterdir() if not p.name.startswith(installer)]
+    assert {"numpy", "safetensors", "uvicorn", "starlette"} <= {p.name for p in runtime}
     size = sum(f.stat().st_size for p in runtime for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
-    assert size <= RUNTIME_LIMIT_BYTES, f"numpy + safetensors take {size / 2**20:.1f} MiB after pruning"
+    assert size <= RUNTIME_LIMIT_BYTES, f"the runtime takes {size / 2**20:.1f} MiB after pruning"
 
 
 def test_default_command_is_a_passing_selfcheck(image):
@@ -270,6 +282,7 @@ def test_selfcheck_and_predict_load_no_training_code(image):
     assert "numpy" in loaded and "safetensors" in loaded
     assert not {m for m in loaded if m.split(".")[0] in TRAINING_MODULES}
     assert "housing_predictor.predict" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("uvicorn", "starlette")}  # the server loads only for `serve`
     assert not {m for m in loaded if m.split(".")[0] == "stages"}  # the pipeline's code is not even in the image
 
 
@@ -378,6 +391,64 @@ def test_version_is_the_models_provenance(image, built_repo):
 
 
 def test_help_for_each_command(image):
-    for args in (["--help"], ["predict", "--help"], ["selfcheck", "--help"]):
+    for args in (["--help"], ["predict", "--help"], ["selfcheck", "--help"], ["serve", "--help"]):
         result = run_image(image, args)
         assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
+
+
+def healthcheck_command(pid: int) -> list[str]:
+    """The Dockerfile's HEALTHCHECK command, told which process is the server (in a container it finds it)."""
+    [healthcheck] = [args for name, args in instructions(DOCKERFILE) if name == "HEALTHCHECK"]
+    return [*json.loads(healthcheck.split(" CMD ", 1)[1]), "--pid", str(pid)]
+
+
+def free_port() -> int:
+    """A port no one listens on now (the OS's pick): the health check reads it from `serve`'s --port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_json(port: int, method: str, path: str, body: str | None = None, content_type: str = "application/json"):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": content_type} if body is not None else {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_serve_from_the_image(image, built_repo, tmp_path):
+    """`docker run -p 8080:8080 IMAGE serve`, here on 127.0.0.1: ready, a V2 client's and an
+    /invocations client's prediction (the CLI's), the image's HEALTHCHECK, and SIGTERM: exit 0."""
+    port = free_port()
+    env = {"PATH": f"{image['venv'] / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", "LANG": "C.UTF-8", **image["env"]}
+    assert env["SERVE_HOST"] == "0.0.0.0" and env["SERVE_PORT"] == "8080"  # what `docker run -p 8080:8080` needs
+    log = tmp_path / "serve.log"
+    command = [*image["entrypoint"], "serve", "--host", "127.0.0.1", "--port", str(port)]  # here: this machine only
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=image["workdir"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Application startup complete" not in log.read_text() and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert http_json(port, "GET", "/v2/health/ready") == (200, {"ready": True})
+
+        text, X = features_csv(built_repo, FEATURES)
+        first_row = "\n".join(text.splitlines()[:2]) + "\n"
+        expected = float(run_image(image, ["predict", "--model", "q8"], stdin=first_row).stdout.splitlines()[1])
+        request = {"inputs": [{"name": "features", "shape": [1, 8], "datatype": "FP64", "data": X[0].tolist()}]}
+        status, response = http_json(port, "POST", "/v2/models/q8/infer", json.dumps(request))
+        assert status == 200 and response["outputs"][0]["data"] == [expected]
+        expected = float(run_image(image, ["predict", "--model", "float"], stdin=first_row).stdout.splitlines()[1])
+        assert http_json(port, "POST", "/invocations", first_row, "text/csv") == (200, {"predictions": [expected]})
+
+        health = run(healthcheck_command(server.pid), image["workdir"], env=env)
+        assert health.stdout.strip() == "healthy: ready"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, log.read_text()
+    health = run(healthcheck_command(server.pid), image["workdir"], env=env)
+    assert health.stdout.strip() == "healthy: no `serve` process, nothing to check"  # as while `selfcheck` runs

@@ -94,7 +94,7 @@ def float32_bound(model: LinearParams, X: np.ndarray) -> np.ndarray:
     return 2 * EPS32 * (terms.sum(axis=1) + abs(model.bias))
 
 
-@pytest.mark.parametrize("name", paths.ONNX_MODEL_NAMES)
+@pytest.mark.parametrize("name", paths.ALL_MODEL_NAMES)
 def test_export_is_deterministic_and_checked(built, name):
     again = {
         "float": lambda: export_onnx.float_graph(built.tensors["float"]),

@@ -58,7 +58,7 @@ def test_repro_on_a_fresh_clone_runs_all_stages_and_matches_the_committed_lock(b
     assert metrics["float"]["r2"] == pytest.approx(0.575788, abs=1e-6)
     assert metrics["float"]["mse"] == pytest.approx(0.555892, abs=1e-6)
     assert metrics["float"]["mae"] == pytest.approx(0.533200, abs=1e-6)
-    for name in paths.ONNX_MODEL_NAMES:
+    for name in paths.ALL_MODEL_NAMES:
         assert metrics[name]["file_bytes"] == (built_repo / paths.model_file(name)).stat().st_size
     train = json.loads((built_repo / "metrics/train.json").read_text())
     assert list(train) == ["train"] and train["train"]["rows"] == 16_512  # nested: never taken for a test score
@@ -219,7 +219,7 @@ def test_dvc_yaml_names_the_files_the_code_writes():
     assert outs("quantize-8") == {str(paths.model_file("q8"))}
     assert outs("quantize-16") == {str(paths.model_file("q16"))}
     assert outs("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
-    assert outs("export-onnx") == {str(paths.onnx_file(name)) for name in paths.ONNX_MODEL_NAMES}
+    assert outs("export-onnx") == {str(paths.onnx_file(name)) for name in paths.ALL_MODEL_NAMES}
     assert outs("evaluate") == {
         str(paths.EVALUATE_METRICS),
         str(paths.WEIGHTS_TABLE),

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from housing_predictor import csv_io, predict
 from housing_predictor.artifacts import load_model
 from housing_predictor.errors import PipelineError
+from housing_predictor.linear import TARGET_UNIT_USD
 
 from conftest import REPO, run
 
@@ -230,6 +231,21 @@ def test_predict_equals_what_evaluate_computed(built_repo):
         assert result.returncode == 0, result.stderr
         evaluated = [line.split(",")[1] for line in (built_repo / "plots" / f"{name}.csv").read_text().splitlines()[1:]]
         assert result.stdout.splitlines() == ["prediction", *evaluated]
+
+
+def test_integer_only_model_predicts_what_evaluate_scored(built_repo):
+    """q8int through the CLI: its integer arithmetic, the deviations evaluate recorded."""
+    table = np.loadtxt(built_repo / "data" / "test.csv", delimiter=",", skiprows=1)
+    features_text = HEADER + "\n" + "\n".join(",".join(map(repr, row)) for row in table[:, :8].tolist()) + "\n"
+    predicted = {}
+    for name in ("float", "q8int"):
+        result = cli(built_repo, ["predict", "--model", name], stdin=features_text)
+        assert result.returncode == 0, result.stderr
+        predicted[name] = np.array(result.stdout.splitlines()[1:], dtype=float)
+    recorded = json.loads((built_repo / "metrics" / "evaluate.json").read_text())["q8int"]
+    deviation = np.abs(predicted["q8int"] - predicted["float"])
+    assert deviation.max() * TARGET_UNIT_USD == pytest.approx(recorded["max_deviation_usd"], rel=1e-12)
+    assert np.sqrt(np.mean(deviation**2)) * TARGET_UNIT_USD == pytest.approx(recorded["rms_deviation_usd"], rel=1e-9)
 
 
 def test_output_file_is_replaced_only_on_success(built_repo, tmp_path):

@@ -1,0 +1,568 @@
+"""`python -m housing_predictor serve`: the real server, as a subprocess on 127.0.0.1 (an ephemeral
+port), over the models of a fresh `dvc repro` (the built_repo fixture), called over real HTTP.
+
+Every endpoint; predictions bit for bit those of the CLI on the test split, in every request
+format; every kind of bad request answered with its status and a one-line JSON error, never a 500;
+SIGTERM during a burst of requests (none fails, readiness turns false, exit 0); bad settings and
+bad models refused at start-up in one line.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from housing_predictor.server import protocol
+
+from conftest import REPO, run
+
+pytestmark = pytest.mark.slow
+
+FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+MODELS = ["float", "q8", "q16"]
+ROW = [8.3252, 41.0, 6.984126984126984, 1.0238095238095237, 322.0, 2.5555555555555554, 37.88, -122.23]
+MAX_BODY_BYTES = 1_000_000  # the test split as CSV (~330 kB) or JSON fits; the 413 tests go over it
+START_TIMEOUT = 60  # seconds for the server to print its address (a busy machine is slow)
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+class Server:
+    """A `serve` subprocess on 127.0.0.1, port 0 (the OS picks a free one, read from its log)."""
+
+    def __init__(self, models_dir: Path, log_dir: Path, **env: str) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVE_") and k != "WEB_CONCURRENCY"}
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "serve", "--host", "127.0.0.1"]
+                + ["--port", "0"],
+                cwd=REPO,
+                env={**clean, **env},
+                stdout=out,
+                stderr=err,
+            )
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            found = LISTENING.search(self.stderr_path.read_text())
+            if found:
+                return int(found.group(1))
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited {self.process.returncode}:\n{self.stderr_path.read_text()}")
+            time.sleep(0.05)
+        self.process.kill()
+        raise AssertionError(f"serve printed no address in {START_TIMEOUT} s:\n{self.stderr_path.read_text()}")
+
+    def request(self, method: str, path: str, body: bytes | str | dict | list | None = None, headers: dict | None = None):
+        """``(status, headers, parsed JSON or raw bytes)`` of one request on a new connection."""
+        headers = dict(headers or {})
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        if response.getheader("content-type", "").startswith("application/json"):
+            return response.status, response.headers, json.loads(data)
+        return response.status, response.headers, data
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def logs(self) -> tuple[str, str]:
+        return self.stdout_path.read_text(), self.stderr_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def models_dir(built_repo, tmp_path_factory) -> Path:
+    """The pipeline's models: float, q8, q16 and the integer-only q8int."""
+    models = tmp_path_factory.mktemp("serve") / "models"
+    shutil.copytree(built_repo / "models", models)
+    return models
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    started = Server(models_dir, tmp_path_factory.mktemp("serve-logs"), SERVE_MAX_BODY_BYTES=str(MAX_BODY_BYTES))
+    yield started
+    assert started.stop() == 0, started.logs()[1]
+
+
+@pytest.fixture(scope="module")
+def test_split(built_repo) -> np.ndarray:
+    """data/test.csv's features, in feature order."""
+    path = built_repo / "data" / "test.csv"
+    header = path.read_text().split("\n", 1)[0].split(",")
+    return np.loadtxt(path, delimiter=",", skiprows=1)[:, [header.index(name) for name in FEATURES]]
+
+
+def features_csv(X: np.ndarray, columns: list[str] = FEATURES) -> str:
+    """Rows of ``X`` (feature order) as CSV in ``columns`` order, numbers written with repr."""
+    order = [FEATURES.index(name) for name in columns]
+    return "\n".join([",".join(columns), *(",".join(map(repr, row)) for row in X[:, order].tolist())]) + "\n"
+
+
+def cli_predictions(models_dir: Path, model: str, X: np.ndarray, columns: list[str] = FEATURES) -> np.ndarray:
+    """`predict` of the CLI on rows ``X``, sent as CSV with ``columns`` in that order."""
+    result = run(
+        [sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "predict", "--model", model],
+        cwd=REPO,
+        input=features_csv(X, columns),
+    )
+    return np.array([float(line) for line in result.stdout.splitlines()[1:]])
+
+
+# BLAS may round a row's dot product differently depending on where the row sits in a batch, so
+# the CLI and the server are compared on the same batches: the split in requests of CHUNK_ROWS
+# rows, each of which the CLI also reads as one block. Every row of the split is compared, exactly.
+CHUNK_ROWS = 1000
+
+
+@pytest.fixture(scope="module")
+def cli_chunks(models_dir, test_split) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per model: (rows, the CLI's predictions of them) for each chunk of the test split."""
+    chunks = [test_split[i : i + CHUNK_ROWS] for i in range(0, len(test_split), CHUNK_ROWS)]
+    return {model: [(X, cli_predictions(models_dir, model, X)) for X in chunks] for model in MODELS}
+
+
+def v2_request(X: np.ndarray, datatype: str = "FP64") -> dict:
+    return {"inputs": [{"name": "features", "shape": list(X.shape), "datatype": datatype, "data": X.ravel().tolist()}]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def test_health_and_server_metadata(server):
+    assert server.request("GET", "/v2/health/live")[::2] == (200, {"live": True})
+    assert server.request("GET", "/v2/health/ready")[::2] == (200, {"ready": True})
+    status, _, metadata = server.request("GET", "/v2")
+    assert status == 200 and metadata["name"] == "housing-mlops" and metadata["extensions"] == []
+    assert server.request("GET", "/ping")[0] == 200
+
+
+def test_model_metadata_and_readiness(server, models_dir):
+    provenance = json.loads(
+        run([sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "--version"], cwd=REPO).stdout
+    )
+    for model in [*MODELS, "q8int"]:
+        status, _, metadata = server.request("GET", f"/v2/models/{model}")
+        assert status == 200, metadata
+        assert metadata["name"] == model
+        [tensor] = metadata["inputs"]
+        assert tensor["shape"] == [-1, 8] and tensor["datatype"] in ("FP32", "FP64")
+        assert tensor["parameters"]["feature_order"].split(",") == FEATURES
+        assert [output["shape"] for output in metadata["outputs"]] == [[-1]]
+        version = metadata["versions"][0]
+        if model in provenance["models"]:  # versioned by the hash of the params that built it
+            assert version == provenance["models"][model]["params_sha256"]
+        assert server.request("GET", f"/v2/models/{model}/ready")[::2] == (200, {"name": model, "ready": True})
+        assert server.request("GET", f"/v2/models/{model}/versions/{version}")[2] == metadata
+        assert server.request("GET", f"/v2/models/{model}/versions/{version}/ready")[0] == 200
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_v2_infer_gives_the_clis_predictions_bit_for_bit(server, cli_chunks, model):
+    for X, expected in cli_chunks[model]:
+        status, _, response = server.request("POST", f"/v2/models/{model}/infer", {"id": "split-1", **v2_request(X)})
+        assert status == 200, response
+        assert response["model_name"] == model and response["id"] == "split-1"
+        [output] = response["outputs"]
+        assert output["datatype"] == "FP64" and output["shape"] == [len(X)]
+        assert np.array_equal(np.array(output["data"]), expected)  # exact: the same float64 bits
+        # data nested as the shape is, and one [N] input per feature (any order): the same
+        nested = {"inputs": [{"name": "x", "shape": [len(X), 8], "datatype": "FP64", "data": X.tolist()}]}
+        assert server.request("POST", f"/v2/models/{model}/infer", nested)[2]["outputs"][0]["data"] == output["data"]
+        columns = [
+            {"name": name, "shape": [len(X)], "datatype": "FP64", "data": X[:, i].tolist()} for i, name in enumerate(FEATURES)
+        ]
+        by_column = server.request("POST", f"/v2/models/{model}/infer", {"inputs": columns[::-1]})[2]
+        assert by_column["outputs"][0]["data"] == output["data"]
+
+
+def test_v2_infer_with_one_row(server, models_dir, test_split):
+    for i in (0, 1234, len(test_split) - 1):
+        X = test_split[i : i + 1]
+        response = server.request("POST", "/v2/models/q16/infer", v2_request(X))[2]
+        assert response["outputs"][0]["data"] == cli_predictions(models_dir, "q16", X).tolist()
+
+
+def test_v2_fp32_inputs_are_float32_values(server, models_dir, test_split):
+    """FP32 data are float32 numbers: predictions are the CLI's on the float32-rounded rows."""
+    X32 = test_split[:CHUNK_ROWS].astype(np.float32)
+    expected = cli_predictions(models_dir, "float", X32.astype(np.float64))
+    data = [float(str(value)) for value in X32.ravel()]  # float32's shortest text, as a client sends it
+    request = {"inputs": [{"name": "x", "shape": list(X32.shape), "datatype": "FP32", "data": data}]}
+    status, _, response = server.request("POST", "/v2/models/float/infer", request)
+    assert status == 200, response
+    assert np.array_equal(np.array(response["outputs"][0]["data"]), expected)
+
+
+def test_invocations_give_the_clis_predictions_bit_for_bit(server, models_dir, cli_chunks):
+    """CSV and each JSON form MLflow's clients send; /invocations predicts with the float model."""
+    shuffled = FEATURES[::-1]
+    reorder = [FEATURES.index(name) for name in shuffled]
+    for X, expected in cli_chunks["float"]:
+        status, _, response = server.request("POST", "/invocations", features_csv(X), {"Content-Type": "text/csv; charset=utf-8"})
+        assert status == 200 and np.array_equal(np.array(response["predictions"]), expected)
+        # A CSV's columns in another order: the CLI's reader, so the CLI's bits for that same file
+        # (numpy's dot product of the reordered, column-major block may round a row differently).
+        status, _, response = server.request("POST", "/invocations", features_csv(X, shuffled), {"Content-Type": "text/csv"})
+        assert status == 200, response
+        assert np.array_equal(np.array(response["predictions"]), cli_predictions(models_dir, "float", X, shuffled))
+        bodies = {
+            "dataframe_split": {"dataframe_split": {"columns": shuffled, "data": X[:, reorder].tolist()}},
+            "dataframe_records": {"dataframe_records": [dict(zip(shuffled, row, strict=True)) for row in X[:, reorder].tolist()]},
+            "instances": {"instances": X.tolist()},
+            "inputs as rows": {"inputs": X.tolist()},
+            "inputs as columns": {"inputs": {name: X[:, i].tolist() for i, name in enumerate(FEATURES)}},
+        }
+        for form, body in bodies.items():
+            status, _, response = server.request("POST", "/invocations", body)
+            assert status == 200, (form, response)
+            assert np.array_equal(np.array(response["predictions"]), expected), form
+
+
+def test_access_log_has_a_line_per_request(server):
+    server.request("GET", "/v2/models/q16/ready?probe=access-log")
+    stdout, _ = server.logs()
+    assert re.search(r'127\.0\.0\.1:\d+ - "GET /v2/models/q16/ready\?probe=access-log HTTP/1\.1" 200', stdout), stdout[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad requests: the protocol's status, {"error": "..."} naming the problem, never a 500
+# ---------------------------------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+CSV = {"Content-Type": "text/csv"}
+HEADER = ",".join(FEATURES)
+CSV_ROW = ",".join(map(repr, ROW))
+INFER = "/v2/models/q8/infer"
+
+
+def tensor(**fields) -> dict:
+    return {"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP64", "data": ROW, **fields}]}
+
+
+BAD_REQUESTS = {
+    # (method, path, body, headers): (status, part of the message)
+    "bad JSON": (("POST", INFER, '{"inputs": [', JSON), (400, "not valid JSON")),
+    "empty body": (("POST", INFER, "", JSON), (400, "request body is empty")),
+    "not an object": (("POST", INFER, "[1, 2]", JSON), (400, "must be a JSON object with 'inputs'")),
+    "missing inputs": (("POST", INFER, {"id": "1"}, {}), (400, "request has no 'inputs'")),
+    "empty inputs": (("POST", INFER, {"inputs": []}, {}), (400, "'inputs' is empty")),
+    "missing data": (
+        ("POST", INFER, {"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP64"}]}, {}),
+        (400, "has no 'data'"),
+    ),
+    "missing shape": (("POST", INFER, {"inputs": [{"name": "x", "datatype": "FP64", "data": ROW}]}, {}), (400, "has no 'shape'")),
+    "wrong shape": (("POST", INFER, tensor(shape=[2, 4]), {}), (400, "has shape [2, 4]: expected [N, 8]")),
+    "negative shape": (("POST", INFER, tensor(shape=[-1, 8]), {}), (400, "is not a list of sizes")),
+    "wrong datatype": (("POST", INFER, tensor(datatype="INT64"), {}), (400, "datatype 'INT64' is not supported")),
+    "data length is not the shape's": (
+        ("POST", INFER, tensor(shape=[2, 8]), {}),
+        (400, "data has 8 values in shape [8], shape [2, 8] needs 16"),
+    ),
+    "ragged rows": (("POST", INFER, tensor(shape=[2, 8], data=[ROW, ROW[:7]]), {}), (400, "not rectangular")),
+    "a string": (("POST", INFER, tensor(data=[*ROW[:7], "-122.23"]), {}), (400, "holds '-122.23', not a number")),
+    "a boolean": (("POST", INFER, tensor(data=[True, *ROW[1:]]), {}), (400, "holds true, not a number")),
+    "a null": (("POST", INFER, tensor(data=[*ROW[:3], None, *ROW[4:]]), {}), (400, "holds null, not a number")),
+    "NaN": (("POST", INFER, json.dumps(tensor(data=[float("nan"), *ROW[1:]])), JSON), (400, "NaN and infinity are refused")),
+    "Infinity": (
+        ("POST", INFER, json.dumps(tensor(data=[*ROW[:7], float("-inf")])), JSON),
+        (400, "NaN and infinity are refused"),
+    ),
+    "overflowing number": (("POST", INFER, json.dumps(tensor()).replace("322.0", "1e999"), JSON), (400, "not a finite number")),
+    "huge integer": (("POST", INFER, json.dumps(tensor()).replace("322.0", "1" + "0" * 400), JSON), (400, "not a finite number")),
+    "beyond FP32": (
+        ("POST", INFER, tensor(datatype="FP32", data=[*ROW[:4], 1e39, *ROW[5:]]), {}),
+        (400, "beyond the FP32 range"),
+    ),
+    "overflowing prediction": (("POST", INFER, tensor(data=[1e308] * 8), {}), (400, "prediction overflows")),
+    "deeply nested JSON": (("POST", INFER, "[" * 100_000 + "]" * 100_000, JSON), (400, "not valid JSON")),
+    "a feature input missing": (
+        (
+            "POST",
+            INFER,
+            {
+                "inputs": [
+                    {"name": n, "shape": [1], "datatype": "FP64", "data": [v]} for n, v in zip(FEATURES[1:], ROW[1:], strict=True)
+                ]
+            },
+            {},
+        ),
+        (400, "missing MedInc"),
+    ),
+    "unknown output": (("POST", INFER, {**tensor(), "outputs": [{"name": "proba"}]}, {}), (400, "does not exist")),
+    "CSV: not a number": (
+        ("POST", "/invocations", f"{HEADER}\n{CSV_ROW}\n{CSV_ROW.replace('41.0', 'forty-one')}\n", CSV),
+        (400, "request body line 3, column HouseAge: 'forty-one' is not a number"),
+    ),
+    "CSV: NaN": (
+        ("POST", "/invocations", f"{HEADER}\n{CSV_ROW.replace('322.0', 'nan')}\n", CSV),
+        (400, "column Population: 'nan' is not a finite number"),
+    ),
+    "CSV: missing column": (
+        ("POST", "/invocations", f"{HEADER.rsplit(',', 1)[0]}\n{CSV_ROW.rsplit(',', 1)[0]}\n", CSV),
+        (400, "missing column Longitude"),
+    ),
+    "CSV: ragged row": (("POST", "/invocations", f"{HEADER}\n{CSV_ROW},1\n", CSV), (400, "line 2 has 9 fields, expected 8")),
+    "CSV: no rows": (("POST", "/invocations", f"{HEADER}\n", CSV), (400, "has a header but no data rows")),
+    "CSV: empty": (("POST", "/invocations", "", CSV), (400, "request body is empty")),
+    "JSON: no known key": (("POST", "/invocations", {"data": [ROW]}, {}), (400, "exactly one of dataframe_split")),
+    "JSON: instances of 7": (("POST", "/invocations", {"instances": [ROW[:7]]}, {}), (400, "instances has shape [1, 7]")),
+    "JSON: records missing a column": (
+        ("POST", "/invocations", {"dataframe_records": [dict(zip(FEATURES[:7], ROW, strict=False))]}, {}),
+        (400, "missing Longitude"),
+    ),
+    "JSON: split, unknown column": (
+        ("POST", "/invocations", {"dataframe_split": {"columns": [*FEATURES[:7], "Colour"], "data": [ROW]}}, {}),
+        (400, "unknown 'Colour'"),
+    ),
+    "JSON: NaN": (
+        ("POST", "/invocations", '{"instances": [[NaN, 1, 2, 3, 4, 5, 6, 7]]}', JSON),
+        (400, "NaN and infinity are refused"),
+    ),
+    "unknown model": (("POST", "/v2/models/q4/infer", tensor(), {}), (404, "model 'q4' does not exist")),
+    "unknown model metadata": (("GET", "/v2/models/q4", None, {}), (404, "model 'q4' does not exist")),
+    "unknown version": (("GET", "/v2/models/q8/versions/0000/ready", None, {}), (404, "has no version '0000'")),
+    "unknown path": (("GET", "/v1/models", None, {}), (404, "no such endpoint: /v1/models")),
+    "GET infer": (("GET", INFER, None, {}), (405, "method GET is not allowed")),
+    "POST health": (("POST", "/v2/health/ready", "", JSON), (405, "method POST is not allowed")),
+    "DELETE invocations": (("DELETE", "/invocations", None, {}), (405, "method DELETE is not allowed")),
+    "CSV to infer": (("POST", INFER, f"{HEADER}\n{CSV_ROW}\n", CSV), (415, "content type 'text/csv' is not supported")),
+    "form to invocations": (
+        ("POST", "/invocations", "a=1", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (415, "send text/csv"),
+    ),
+    "no content type to invocations": (("POST", "/invocations", "x", {}), (415, "content type 'none' is not supported")),
+    "body over the limit": (
+        ("POST", "/invocations", f"{HEADER}\n" + f"{CSV_ROW}\n" * (MAX_BODY_BYTES // 80), CSV),
+        (413, "over the limit"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_is_a_json_error(server, case):
+    (method, path, body, headers), (status, message) = BAD_REQUESTS[case]
+    got, response_headers, response = server.request(method, path, body, headers)
+    assert got == status, (got, response)
+    assert response_headers["content-type"] == "application/json"
+    assert set(response) == {"error"} and message in response["error"], response["error"]
+    assert "\n" not in response["error"] and "Traceback" not in response["error"]
+    if status == 405:
+        assert response_headers["allow"]  # the methods the path takes, as HTTP requires
+
+
+# Any JSON document, biased towards the shapes of real requests (keys, names, datatypes, rows).
+KEYS = ["inputs", "name", "shape", "datatype", "data", "outputs", "id", "columns", *protocol.INVOCATION_KEYS, *FEATURES]
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.sampled_from([*KEYS, "FP32", "FP64", "INT8"])
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=9) | st.dictionaries(st.sampled_from(KEYS), children, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(document=JSON_VALUES)
+def test_any_json_is_rows_or_a_request_error(document):
+    """Whatever JSON a client sends, the decoders return finite (N, 8) rows or a RequestError
+    (the app's 4xx): never another exception, which would be a 500."""
+    for decode in (protocol.v2_features, protocol.invocation_features):
+        try:
+            result = decode(document, FEATURES)
+        except protocol.RequestError as error:
+            assert 400 <= error.status < 500 and error.message and "\n" not in error.message
+            continue
+        X = result[0] if decode is protocol.v2_features else result
+        assert X.dtype == np.float64 and X.ndim == 2 and X.shape[1] == 8 and len(X) >= 1
+        assert np.isfinite(X).all()
+
+
+def test_chunked_body_over_the_limit_is_413(server):
+    """No Content-Length to check up front: the server counts what arrives and stops at the limit."""
+    chunk = b"1" * 65536
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        connection.request("POST", "/invocations", body=iter([chunk] * 16), headers=CSV, encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 413 and "over the limit" in json.loads(response.read())["error"]
+    finally:
+        connection.close()
+
+
+def test_declared_body_over_the_limit_is_refused_before_it_is_sent(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        connection.putrequest("POST", "/invocations")
+        connection.putheader("Content-Type", "text/csv")
+        connection.putheader("Content-Length", str(10 * MAX_BODY_BYTES))
+        connection.endheaders(HEADER.encode())  # then wait: the answer comes without the rest
+        response = connection.getresponse()
+        assert response.status == 413 and f"of {10 * MAX_BODY_BYTES} bytes" in json.loads(response.read())["error"]
+    finally:
+        connection.close()
+
+
+def test_no_request_caused_a_server_error(server):
+    """Runs after the bad requests (file order): the access log has no 5xx, the log no traceback."""
+    stdout, stderr = server.logs()
+    assert '" 200' in stdout and not re.search(r'HTTP/1\.1" 5\d\d', stdout)
+    assert "Traceback" not in stderr and "Exception" not in stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Shutdown, workers, start-up errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sigterm_during_a_burst(models_dir, test_split, tmp_path):
+    """SIGTERM while 8 clients send 1,000-row requests: readiness turns false at once, the server
+    keeps serving for SERVE_DRAIN_SECONDS (the load balancer's cue to stop sending), every request
+    gets its 200, and the process exits 0."""
+    server = Server(models_dir, tmp_path, SERVE_DRAIN_SECONDS="5")
+    body = json.dumps(v2_request(test_split[:1000]))
+    statuses, failures, stop = [], [], threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                statuses.append(server.request("POST", "/v2/models/q8/infer", body, JSON)[0])
+            except OSError as error:
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(statuses) < 40 and time.monotonic() < deadline and not failures:
+        time.sleep(0.01)
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        ready_status = None
+        while time.monotonic() < deadline:
+            ready_status = server.request("GET", "/v2/health/ready")[0]
+            if ready_status != 200:
+                break
+        stop.set()  # as a load balancer would: no new requests once readiness fails
+        assert ready_status == 503
+        assert server.request("GET", "/ping")[0] == 503
+        assert server.request("GET", "/v2/health/live")[0] == 200  # alive, only not taking new work
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert server.process.wait(timeout=60) == 0, server.logs()[1]
+    assert not failures, failures[:3]
+    assert len(statuses) >= 40 and set(statuses) == {200}
+    assert "SIGTERM: not ready" in server.logs()[1]
+
+
+def test_sigterm_lets_in_flight_requests_complete(models_dir, test_split, tmp_path):
+    """With no drain (the default), SIGTERM stops the server taking connections at once, yet the
+    requests it is in the middle of reading complete with their 200; then it exits 0."""
+    server = Server(models_dir, tmp_path)
+    body = features_csv(test_split[:1000]).encode()
+    half = len(body) // 2
+    connections = []
+    try:
+        for _ in range(4):  # each request half sent: in flight when the signal arrives
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            connection.putrequest("POST", "/invocations")
+            connection.putheader("Content-Type", "text/csv")
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body[:half])
+            connections.append(connection)
+        time.sleep(0.5)  # the server has read the halves
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while "Shutting down" not in server.logs()[1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(ConnectionRefusedError):  # no new connections any more
+            server.request("GET", "/v2/health/live")
+        for connection in connections:
+            connection.send(body[half:])
+            response = connection.getresponse()
+            assert response.status == 200
+            assert len(json.loads(response.read())["predictions"]) == 1000
+    finally:
+        for connection in connections:
+            connection.close()
+    assert server.process.wait(timeout=60) == 0, server.logs()[1]
+
+
+def test_workers_from_the_environment(models_dir, tmp_path):
+    server = Server(models_dir, tmp_path, WEB_CONCURRENCY="2", SERVE_ACCESS_LOG="0")
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while server.logs()[1].count("Application startup complete") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.logs()[1].count("Application startup complete") == 2
+        for _ in range(4):
+            status, _, response = server.request("POST", INFER, tensor())
+            assert status == 200 and len(response["outputs"][0]["data"]) == 1
+    finally:
+        assert server.stop() == 0
+    assert server.logs()[0] == ""  # SERVE_ACCESS_LOG=0: no access log
+
+
+def start_error(models_dir: Path, *args: str, **env: str) -> str:
+    """The one-line error of a `serve` that must not start."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVE_") and k != "WEB_CONCURRENCY"}
+    command = [sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "serve", "--port", "0", *args]
+    result = subprocess.run(command, cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_bad_settings_are_one_line_and_exit_2(models_dir):
+    assert "WEB_CONCURRENCY='many' is not an integer" in start_error(models_dir, WEB_CONCURRENCY="many")
+    assert "SERVE_MAX_BODY_BYTES='0' must be a finite number >= 1" in start_error(models_dir, SERVE_MAX_BODY_BYTES="0")
+    assert "SERVE_DRAIN_SECONDS='nan'" in start_error(models_dir, SERVE_DRAIN_SECONDS="nan")
+    assert "SERVE_ACCESS_LOG='yes'" in start_error(models_dir, SERVE_ACCESS_LOG="yes")
+    assert "invocations model 'q4' does not exist" in start_error(models_dir, "--invocations-model", "q4")
+    assert "port 70000 is not a TCP port" in start_error(models_dir, "--port", "70000")
+
+
+def test_missing_or_corrupted_model_is_one_line_and_exit_2(models_dir, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    (broken / "q16.safetensors").unlink()
+    assert "q16.safetensors is missing" in start_error(broken)
+    shutil.copy2(models_dir / "q16.safetensors", broken / "q16.safetensors")
+    data = bytearray((broken / "q8int.safetensors").read_bytes())
+    data[-3] ^= 0x01
+    (broken / "q8int.safetensors").write_bytes(bytes(data))
+    assert "q8int.safetensors is corrupted" in start_error(broken)
+    (broken / "q8int.safetensors").unlink()  # optional: without it, the three others are served
+    assert "invocations model 'q8int' does not exist" in start_error(broken, "--invocations-model", "q8int")
