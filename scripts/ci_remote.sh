@@ -5,7 +5,8 @@
 #                                     dvc.lock entry is unchanged is restored from the remote, not
 #                                     run); otherwise a notice and `dvc repro`, as without a remote
 #   bash scripts/ci_remote.sh push    remote configured: `dvc push --run-cache`; otherwise a notice.
-#                                     The workflow runs it on a push to the default branch only.
+#                                     The workflow runs it on a push to the default branch only;
+#                                     in a pull_request run it refuses anyway (defence in depth).
 # Configured means DVC_REMOTE_URL is set (a workflow variable) and, for an s3:// URL, credentials
 # are in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from secrets, or from an OIDC
 # role). Pull requests from forks get no secrets, so they run as without a remote.
@@ -49,6 +50,9 @@ case "$command" in
   *) echo "usage: bash scripts/ci_remote.sh repro|push" >&2; exit 2 ;;
 esac
 reason=$(why_not_configured)
+if [ "$command" = push ] && [[ ${GITHUB_EVENT_NAME:-} == pull_request* ]]; then
+  reason="a pull request never pushes to the DVC remote"
+fi
 if [ -n "$reason" ]; then
   if [ "$command" = repro ]; then
     notice "$reason: every stage runs (dvc repro)"
