@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make URL the default DVC remote, named `storage` (README, "Share the artifacts: a DVC remote").
-#   bash scripts/remote.sh s3://BUCKET/PATH [--endpoint URL] [--region NAME] [--local]
-#   bash scripts/remote.sh /PATH/TO/A/FOLDER [--local]        a local-directory remote
+#   bash scripts/remote.sh s3://BUCKET/PATH [--endpoint URL] [--region NAME] [--local] [--name NAME]
+#   bash scripts/remote.sh /PATH/TO/A/FOLDER [--local] [--name NAME]    a local-directory remote
+# --name: another name than `storage`, e.g. for a local folder next to a committed S3 remote (DVC
+# merges a remote's section in .dvc/config.local into the committed section of the same name).
 # Writes .dvc/config (commit it: the team shares one remote), or with --local the git-ignored
 # .dvc/config.local (this machine only; what CI does). Safe to re-run: the remote's section is
 # replaced, so an option left out is removed. Credentials are never arguments (they would land in
@@ -12,7 +14,7 @@ caller=$PWD
 cd "$(dirname "$0")/.."
 [ ! -x .venv/bin/python ] || source scripts/env.sh
 
-usage="usage: bash scripts/remote.sh URL [--endpoint URL] [--region NAME] [--local]"
+usage="usage: bash scripts/remote.sh URL [--endpoint URL] [--region NAME] [--local] [--name NAME]"
 name=storage
 url=
 endpoint=
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
     --endpoint) [ $# -ge 2 ] || { echo "error: --endpoint needs a URL; $usage" >&2; exit 2; }; endpoint=$2; shift 2 ;;
     --region) [ $# -ge 2 ] || { echo "error: --region needs a name; $usage" >&2; exit 2; }; region=$2; shift 2 ;;
     --local) level=--local; config=.dvc/config.local; shift ;;
+    --name) [ $# -ge 2 ] || { echo "error: --name needs a name; $usage" >&2; exit 2; }; name=$2; shift 2 ;;
     -*) echo "error: unknown option $1; $usage" >&2; exit 2 ;;
     *) [ -z "$url" ] || { echo "error: one URL only (got $url and $1); $usage" >&2; exit 2; }; url=$1; shift ;;
   esac
@@ -34,7 +37,8 @@ case "$url" in
   *://*) echo "error: $url: this script sets up s3:// or local-folder remotes (see \`dvc remote add --help\` for others)" >&2; exit 2 ;;
   *)
     [ -z "$endpoint$region" ] || { echo "error: --endpoint and --region are for s3:// remotes, not the folder $url" >&2; exit 2; }
-    [ "${url#/}" != "$url" ] || url=$caller/$url # a folder relative to where the script was called
+    # A relative folder is relative to where the script was called: DVC gets it absolute.
+    url=$(cd "$caller" && python -c 'import os, sys; print(os.path.abspath(sys.argv[1]))' "$url")
     ;;
 esac
 

@@ -201,6 +201,45 @@ def test_remote_sh_writes_the_remote_readme_describes(origin, s3):
     assert "key" not in config.lower()  # no credential in the committed file
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "error: no remote URL"),
+        (["s3://a/b", "--endpoint"], "error: --endpoint needs a URL"),
+        (["s3://a/b", "--profile", "x"], "error: unknown option --profile"),
+        (["s3://a/b", "s3://c/d"], "error: one URL only"),
+        (["https://example.com/dvc"], "error: https://example.com/dvc: this script sets up s3:// or local-folder"),
+        (["/srv/dvc", "--region", "us-east-1"], "error: --endpoint and --region are for s3:// remotes"),
+    ],
+)
+def test_remote_sh_refuses_bad_arguments_in_one_line(args, message, origin, tmp_path):
+    repo = clone(origin, tmp_path / "clone")
+    config = (repo / ".dvc" / "config").read_text()
+    result = run(["bash", "scripts/remote.sh", *args], cwd=repo, check=False, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert (repo / ".dvc" / "config").read_text() == config
+    assert not (repo / ".dvc" / "config.local").exists()
+
+
+def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
+    """README: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
+    relative PATH is taken from where the script runs."""
+    env = dvc_env(s3)
+    first = clone(origin, tmp_path / "first")
+    dvc(["pull"], first, env)  # from S3
+    remote_sh(["../dvc-storage", "--local", "--name", "folder"], first, env)
+    assert f"url = {tmp_path / 'dvc-storage'}" in (first / ".dvc" / "config.local").read_text()
+    dvc(["push"], first, env)
+    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(ARTIFACTS)
+    second = clone(origin, tmp_path / "second")
+    remote_sh(["../dvc-storage", "--local", "--name", "folder"], second, env)
+    dvc(["pull"], second, dvc_env(s3, secret="wrong"))  # S3 is not involved any more
+    for name in ARTIFACTS:
+        assert (second / name).read_bytes() == (built_repo / name).read_bytes(), name
+    assert dvc(["status"], second, env).stdout.strip() == "Data and pipelines are up to date."
+
+
 def test_push_sends_every_cached_output_dvc_lock_names(origin, built_repo, s3):
     expected = cached_md5s(built_repo / "dvc.lock")
     assert len(expected) == len(ARTIFACTS)
