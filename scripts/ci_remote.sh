@@ -45,8 +45,8 @@ configure() {
 }
 
 command=${1:-}
-case "$command" in
-  repro | push) ;;
+case "$#:$command" in
+  1:repro | 1:push) ;;
   *) echo "usage: bash scripts/ci_remote.sh repro|push" >&2; exit 2 ;;
 esac
 reason=$(why_not_configured)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from conftest import run
+from conftest import REPO, run
 
 DVC = [sys.executable, "-m", "dvc"]
 BUCKET = "housing-mlops"
@@ -421,3 +421,10 @@ def test_ci_remote_never_pushes_from_a_pull_request(event, reason, project, s3, 
     pushed = run(["bash", "scripts/ci_remote.sh", "push"], cwd=repo, env=env, timeout=TIMEOUT)
     assert pushed.stdout.startswith(f"notice: {reason}") and pushed.stdout.endswith(": nothing pushed\n")
     assert not (repo / ".dvc" / "config.local").exists()  # the remote was never even set up
+
+
+@pytest.mark.parametrize("args", [[], ["pull"], ["push", "extra"]])
+def test_ci_remote_refuses_an_unknown_command_in_one_line(args):
+    result = run(["bash", "scripts/ci_remote.sh", *args], cwd=REPO, check=False, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr == "usage: bash scripts/ci_remote.sh repro|push\n"
