@@ -244,7 +244,8 @@ def test_push_sends_every_cached_output_dvc_lock_names(origin, built_repo, s3):
     expected = cached_md5s(built_repo / "dvc.lock")
     assert len(expected) == len(ARTIFACTS)
     # DVC 3's layout: files/md5/<first 2 hex>/<other 30>. No `runs/` entry: DVC keeps no run-cache
-    # for stages with persist: true outputs (README, "What a team gets").
+    # for stages with persist: true outputs (README, "What a team gets"). Should that change, this
+    # fails, and README's paragraph on the run-cache needs rewriting.
     assert sorted(bucket_keys(s3)) == sorted(f"dvc/files/md5/{md5[:2]}/{md5[2:]}" for md5 in expected)
 
 
