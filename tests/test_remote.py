@@ -1,0 +1,431 @@
+"""The DVC remote on a real S3 endpoint: moto's S3 server on 127.0.0.1, set up as README says
+("Share the artifacts"), with IAM authentication on, so a wrong key is refused as by AWS.
+
+One pipeline build (the `built_repo` fixture) is pushed once; each test then works in its own
+`git clone` of a bare origin, the way a teammate or a CI runner starts: no artifact, only git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from conftest import REPO, run
+
+DVC = [sys.executable, "-m", "dvc"]
+BUCKET = "housing-mlops"
+REMOTE_URL = f"s3://{BUCKET}/dvc"
+REGION = "us-east-1"
+TIMEOUT = 180  # seconds: the longest any one command may take here
+STAGES = ["load-data", "train", "quantize-8", "quantize-16", "evaluate"]
+# What the pipeline writes outside git, and what must never be lost when the remote fails.
+ARTIFACTS = [
+    "data/train.csv",
+    "data/test.csv",
+    "models/model.joblib",
+    "models/float.safetensors",
+    "models/q8.safetensors",
+    "models/q16.safetensors",
+    "models/selfcheck.csv",
+]
+
+
+@dataclass(frozen=True)
+class S3:
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+    empty_file: Path  # AWS's config and credentials files for the tests: none of this machine's
+
+
+def _moto_auth(endpoint: str, free_actions: str) -> None:
+    """Require valid IAM credentials after `free_actions` more requests (moto's reset-auth API)."""
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=free_actions.encode(), headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def _bounded(action, what: str, seconds: float = 30) -> None:
+    """Run `action` (moto's start or stop, which wait on a thread without a timeout), bounded."""
+    worker = threading.Thread(target=action, daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    if worker.is_alive():
+        pytest.fail(f"moto's S3 server did not {what} within {seconds:g} s")
+
+
+def _create_bucket_and_user(endpoint: str) -> tuple[str, str]:
+    """The bucket, and an IAM user allowed to use S3: its access key is what DVC gets."""
+    admin = {"endpoint_url": endpoint, "region_name": REGION}
+    admin |= {"aws_access_key_id": "admin", "aws_secret_access_key": "admin"}  # before auth is on
+    boto3.client("s3", **admin).create_bucket(Bucket=BUCKET)
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="dvc")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="dvc", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="dvc")["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory) -> S3:
+    """moto's S3 server on 127.0.0.1, an ephemeral port; stopped when the module's tests end."""
+    empty_file = tmp_path_factory.mktemp("aws") / "empty"
+    empty_file.touch()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    _bounded(server.start, "start")
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        key_id, secret = _create_bucket_and_user(endpoint)
+        _moto_auth(endpoint, "0")
+        yield S3(endpoint, key_id, secret, empty_file)
+    finally:
+        try:
+            _moto_auth(endpoint, "inf")  # moto's settings are process-wide: leave them as found
+        finally:
+            _bounded(server.stop, "stop")
+
+
+def dvc_env(s3: S3, secret: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a user whose credentials are in env vars (README), and nothing else of AWS:
+    no profile or config file of this machine, no instance metadata lookup (169.254.169.254)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env |= {
+        "AWS_ACCESS_KEY_ID": s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret or s3.secret_access_key,
+        "AWS_CONFIG_FILE": str(s3.empty_file),
+        "AWS_SHARED_CREDENTIALS_FILE": str(s3.empty_file),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # README: what S3-compatible stores may need (DVC issue 10695); moto accepts either way.
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+        "GIT_AUTHOR_NAME": "tests",
+        "GIT_AUTHOR_EMAIL": "tests@housing-mlops",
+        "GIT_COMMITTER_NAME": "tests",
+        "GIT_COMMITTER_EMAIL": "tests@housing-mlops",
+    }
+    return env | extra
+
+
+def dvc(args: list[str], cwd: Path, env: dict[str, str], check: bool = True):
+    return run([*DVC, *args], cwd=cwd, env=env, check=check, timeout=TIMEOUT)
+
+
+def remote_sh(args: list[str], cwd: Path, env: dict[str, str]):
+    """scripts/remote.sh of the repository under test, run in `cwd` (a clone)."""
+    return run(["bash", "scripts/remote.sh", *args], cwd=cwd, env=env, timeout=TIMEOUT)
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """sha256 of every file of the workspace and of DVC's cache (git's own files and DVC's
+    scratch folder aside): what a failed push or pull must leave exactly as it was."""
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        relative = path.relative_to(repo)
+        if path.is_file() and relative.parts[0] != ".git" and relative.parts[:2] != (".dvc", "tmp"):
+            files[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def cached_md5s(lock_path: Path) -> set[str]:
+    """The md5 of every DVC-cached output dvc.lock names (the files a push must send)."""
+    lock = yaml.safe_load(lock_path.read_text())
+    stages = yaml.safe_load((lock_path.parent / "dvc.yaml").read_text())["stages"]
+    uncached = {
+        path
+        for stage in stages.values()
+        for out in stage["outs"]
+        if isinstance(out, dict)
+        for path, options in out.items()
+        if options.get("cache") is False
+    }
+    return {out["md5"] for stage in lock["stages"].values() for out in stage["outs"] if out["path"] not in uncached}
+
+
+def bucket_keys(s3: S3) -> list[str]:
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name=REGION,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="module")
+def origin(built_repo: Path, s3: S3, tmp_path_factory) -> Path:
+    """The team's git remote after one person built, set the remote up as README says, committed
+    .dvc/config and ran `dvc push --run-cache`. Works on a copy: built_repo stays as it is."""
+    root = tmp_path_factory.mktemp("remote")
+    builder = root / "builder"
+    shutil.copytree(built_repo, builder, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
+    env = dvc_env(s3)
+    remote_sh([REMOTE_URL, "--endpoint", s3.endpoint, "--region", REGION], builder, env)
+    run(["git", "commit", "-qm", "DVC remote", ".dvc/config"], cwd=builder, env=env)
+    pushed = dvc(["push", "--run-cache"], builder, env)
+    assert f"{len(ARTIFACTS)} files pushed" in pushed.stdout, pushed.stdout
+    bare = root / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(builder), str(bare)], cwd=root)
+    return bare
+
+
+def clone(origin: Path, destination: Path) -> Path:
+    run(["git", "clone", "-q", str(origin), str(destination)], cwd=destination.parent)
+    return destination
+
+
+def test_remote_sh_writes_the_remote_readme_describes(origin, s3):
+    config = run(["git", "show", "HEAD:.dvc/config"], cwd=origin).stdout
+    assert "remote = storage" in config
+    assert f"url = {REMOTE_URL}" in config
+    assert f"endpointurl = {s3.endpoint}" in config
+    assert f"region = {REGION}" in config
+    assert "key" not in config.lower()  # no credential in the committed file
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "error: no remote URL"),
+        (["s3://a/b", "--endpoint"], "error: --endpoint needs a URL"),
+        (["s3://a/b", "--profile", "x"], "error: unknown option --profile"),
+        (["s3://a/b", "s3://c/d"], "error: one URL only"),
+        (["https://example.com/dvc"], "error: https://example.com/dvc: this script sets up s3:// or local-folder"),
+        (["/srv/dvc", "--region", "us-east-1"], "error: --endpoint and --region are for s3:// remotes"),
+    ],
+)
+def test_remote_sh_refuses_bad_arguments_in_one_line(args, message, origin, tmp_path):
+    repo = clone(origin, tmp_path / "clone")
+    config = (repo / ".dvc" / "config").read_text()
+    result = run(["bash", "scripts/remote.sh", *args], cwd=repo, check=False, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert (repo / ".dvc" / "config").read_text() == config
+    assert not (repo / ".dvc" / "config.local").exists()
+
+
+def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
+    """README: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
+    relative PATH is taken from where the script runs."""
+    env = dvc_env(s3)
+    first = clone(origin, tmp_path / "first")
+    dvc(["pull"], first, env)  # from S3
+    remote_sh(["../dvc-storage", "--local", "--name", "folder"], first, env)
+    assert f"url = {tmp_path / 'dvc-storage'}" in (first / ".dvc" / "config.local").read_text()
+    dvc(["push"], first, env)
+    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(ARTIFACTS)
+    second = clone(origin, tmp_path / "second")
+    remote_sh(["../dvc-storage", "--local", "--name", "folder"], second, env)
+    dvc(["pull"], second, dvc_env(s3, secret="wrong"))  # S3 is not involved any more
+    for name in ARTIFACTS:
+        assert (second / name).read_bytes() == (built_repo / name).read_bytes(), name
+    assert dvc(["status"], second, env).stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_push_sends_every_cached_output_dvc_lock_names(origin, built_repo, s3):
+    expected = cached_md5s(built_repo / "dvc.lock")
+    assert len(expected) == len(ARTIFACTS)
+    # DVC 3's layout: files/md5/<first 2 hex>/<other 30>. No `runs/` entry: DVC keeps no run-cache
+    # for stages with persist: true outputs (README, "What a team gets"). Should that change, this
+    # fails, and README's paragraph on the run-cache needs rewriting.
+    assert sorted(bucket_keys(s3)) == sorted(f"dvc/files/md5/{md5[:2]}/{md5[2:]}" for md5 in expected)
+
+
+def test_a_fresh_clone_pulls_and_runs_the_selfcheck_with_no_stage_run(origin, built_repo, s3, tmp_path):
+    repo = clone(origin, tmp_path / "clone")
+    env = dvc_env(s3)
+    dvc(["pull"], repo, env)
+    for name in ARTIFACTS:
+        assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
+    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
+    repro = dvc(["repro"], repo, env)
+    assert "Running stage" not in repro.stdout, repro.stdout
+    selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert "selfcheck passed" in selfcheck.stdout
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+
+def test_repro_pull_on_a_fresh_clone_restores_every_stage_and_runs_none(origin, s3, tmp_path):
+    repo = clone(origin, tmp_path / "clone")
+    env = dvc_env(s3)
+    repro = dvc(["repro", "--pull"], repo, env)
+    assert "Running stage" not in repro.stdout, repro.stdout
+    for stage in STAGES:
+        assert f"Pulling data for stage: '{stage}'" in repro.stdout, repro.stdout
+    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+
+def test_repro_pull_runs_only_the_stages_a_change_touches(origin, s3, tmp_path):
+    """A pull request's CI run: params changed for quantize-8, the rest restored from the remote."""
+    repo = clone(origin, tmp_path / "clone")
+    params = (repo / "params.yaml").read_text()
+    assert "    scale_search: mse" in params
+    (repo / "params.yaml").write_text(params.replace("    scale_search: mse", "    scale_search: none", 1))
+    repro = dvc(["repro", "--pull"], repo, dvc_env(s3))
+    ran = [stage for stage in STAGES if f"Running stage '{stage}'" in repro.stdout]
+    assert ran == ["quantize-8", "evaluate"], repro.stdout
+    for stage in ["load-data", "train", "quantize-16"]:
+        assert f"Pulling data for stage: '{stage}'" in repro.stdout, repro.stdout
+
+
+def test_an_experiment_round_trips_through_exp_push_and_exp_pull(origin, built_repo, s3, tmp_path):
+    env = dvc_env(s3)
+    author = clone(origin, tmp_path / "author")
+    dvc(["pull"], author, env)
+    ran = dvc(["exp", "run", "-n", "coarse-grid", "-S", "quantize.q8.scale_search=none"], author, env)
+    assert "Running stage 'quantize-8'" in ran.stdout and "Running stage 'train'" not in ran.stdout
+    model = (author / "models/q8.safetensors").read_bytes()
+    assert model != (built_repo / "models/q8.safetensors").read_bytes()  # the experiment changed it
+    dvc(["exp", "push", "origin", "coarse-grid"], author, env)
+
+    reader = clone(origin, tmp_path / "reader")  # no artifact, no experiment yet
+    dvc(["exp", "pull", "origin", "coarse-grid"], reader, env)
+    dvc(["exp", "apply", "coarse-grid"], reader, env)
+    assert (reader / "models/q8.safetensors").read_bytes() == model
+    for name in ["metrics/evaluate.json", "params.yaml", "dvc.lock"]:
+        assert (reader / name).read_text() == (author / name).read_text(), name
+    assert dvc(["status"], reader, env).stdout.strip() == "Data and pipelines are up to date."
+    run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=reader, env=env, timeout=TIMEOUT)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def failing_repos(origin, s3, tmp_path_factory) -> tuple[Path, Path]:
+    """Two clones: one with everything pulled (a push has work to send), one with the data pulled
+    and the models not (a pull has work to fetch)."""
+    root = tmp_path_factory.mktemp("failing")
+    env = dvc_env(s3)
+    full = clone(origin, root / "full")
+    dvc(["pull"], full, env)
+    (full / "notes.txt").write_text("uncommitted work\n")  # must survive too
+    partial = clone(origin, root / "partial")
+    dvc(["pull", "load-data"], partial, env)
+    return full, partial
+
+
+# Each broken remote: how to break it, and the words of DVC's error that name the problem on a push
+# and on a pull (a pull asks with HEAD requests, whose error responses have no body, so no code).
+FAILURES = {
+    "wrong credentials": ("secret", "SignatureDoesNotMatch", "Forbidden"),
+    "missing bucket": ("bucket", "NoSuchBucket", "NoSuchBucket"),
+    "endpoint down": ("endpoint", "Could not connect to the endpoint URL", "Could not connect to the endpoint URL"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_broken_remote_gives_dvcs_error_and_loses_nothing(failure, failing_repos, s3):
+    what, push_words, pull_words = FAILURES[failure]
+    env = dvc_env(s3, secret="wrong" if what == "secret" else None, AWS_MAX_ATTEMPTS="1")  # fail fast
+    full, partial = failing_repos
+    for repo, command, words in [(full, ["push"], push_words), (partial, ["pull"], pull_words)]:
+        if what == "bucket":
+            dvc(["remote", "modify", "--local", "storage", "url", f"s3://no-such-bucket-{os.getpid()}/dvc"], repo, env)
+        elif what == "endpoint":
+            dvc(["remote", "modify", "--local", "storage", "endpointurl", f"http://127.0.0.1:{closed_port()}"], repo, env)
+        before = snapshot(repo)
+        try:
+            result = dvc(command, repo, env, check=False)
+        finally:
+            (repo / ".dvc" / "config.local").unlink(missing_ok=True)  # back to the committed remote
+            before.pop(".dvc/config.local", None)
+        assert result.returncode != 0, result.stdout + result.stderr
+        assert "ERROR" in result.stderr and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert snapshot(repo) == before, f"{failure}: dvc {command[0]} changed local files"
+    assert all((full / name).exists() for name in ARTIFACTS)
+    assert not (partial / "models/q8.safetensors").exists()  # nothing half-written
+
+
+# --- scripts/ci_remote.sh: what the workflow runs ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(built_repo, origin, tmp_path_factory) -> Path:
+    """The project as a CI runner checks it out: no remote in .dvc/config (the workflow's variables
+    name it), its outputs already pushed by `origin`'s builder."""
+    bare = tmp_path_factory.mktemp("project") / "project.git"
+    run(["git", "clone", "-q", "--bare", str(built_repo), str(bare)], cwd=bare.parent)
+    return bare
+
+
+def ci_env(s3: S3, **remote: str) -> dict[str, str]:
+    """dvc_env without the workflow's settings (these tests may run in a workflow), plus `remote`."""
+    env = {name: value for name, value in dvc_env(s3).items() if not name.startswith(("DVC_REMOTE_", "GITHUB_"))}
+    return env | remote
+
+
+def test_ci_remote_repro_restores_from_the_remote_the_variables_name(project, s3, tmp_path):
+    repo = clone(project, tmp_path / "clone")
+    env = ci_env(s3, DVC_REMOTE_URL=REMOTE_URL, DVC_REMOTE_ENDPOINT=s3.endpoint, DVC_REMOTE_REGION=REGION)
+    repro = run(["bash", "scripts/ci_remote.sh", "repro"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert "Running stage" not in repro.stdout, repro.stdout
+    assert all(f"Pulling data for stage: '{stage}'" in repro.stdout for stage in STAGES), repro.stdout
+    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""  # the remote is in config.local
+    assert f"endpointurl = {s3.endpoint}" in (repo / ".dvc" / "config.local").read_text()
+    pushed = run(["bash", "scripts/ci_remote.sh", "push"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert "Everything is up to date." in pushed.stdout
+    assert s3.secret_access_key not in repro.stdout + repro.stderr + pushed.stdout + pushed.stderr
+
+
+def test_ci_remote_without_a_remote_says_so_and_runs_every_stage(project, s3, tmp_path):
+    repo = clone(project, tmp_path / "clone")
+    env = ci_env(s3) | {"GITHUB_ACTIONS": "true"}
+    repro = run(["bash", "scripts/ci_remote.sh", "repro"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert "::notice title=DVC remote::no DVC remote configured" in repro.stdout
+    assert all(f"Running stage '{stage}'" in repro.stdout for stage in STAGES), repro.stdout
+    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
+    pushed = run(["bash", "scripts/ci_remote.sh", "push"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert "::notice title=DVC remote::no DVC remote configured" in pushed.stdout
+    assert "nothing pushed" in pushed.stdout
+    assert not (repo / ".dvc" / "config.local").exists()
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        # A pull request from a fork: the variables are there, the secrets are empty.
+        ({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "DVC_REMOTE_URL is set but no S3 credentials are"),
+        # A workflow that would push from a pull request by mistake: the script refuses.
+        ({"GITHUB_EVENT_NAME": "pull_request"}, "a pull request never pushes to the DVC remote"),
+    ],
+    ids=["fork without secrets", "pull request"],
+)
+def test_ci_remote_never_pushes_from_a_pull_request(event, reason, project, s3, tmp_path):
+    repo = clone(project, tmp_path / "clone")
+    env = ci_env(s3, DVC_REMOTE_URL=REMOTE_URL, DVC_REMOTE_ENDPOINT=s3.endpoint) | event
+    pushed = run(["bash", "scripts/ci_remote.sh", "push"], cwd=repo, env=env, timeout=TIMEOUT)
+    assert pushed.stdout.startswith(f"notice: {reason}") and pushed.stdout.endswith(": nothing pushed\n")
+    assert not (repo / ".dvc" / "config.local").exists()  # the remote was never even set up
+
+
+@pytest.mark.parametrize("args", [[], ["pull"], ["push", "extra"]])
+def test_ci_remote_refuses_an_unknown_command_in_one_line(args):
+    result = run(["bash", "scripts/ci_remote.sh", *args], cwd=REPO, check=False, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr == "usage: bash scripts/ci_remote.sh repro|push\n"
