@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # CI and the DVC remote (README, "Share the artifacts"). The GitHub workflow calls it after
 # scripts/setup.sh; tests/test_remote.py runs it against moto's S3 server.
-#   bash scripts/ci_remote.sh repro   remote configured: `dvc repro --pull` (every stage whose
+#   bash scripts/ci_remote.sh repro [OPTIONS]
+#                                     remote configured: `dvc repro --pull` (every stage whose
 #                                     dvc.lock entry is unchanged is restored from the remote, not
-#                                     run); otherwise a notice and `dvc repro`, as without a remote
+#                                     run); otherwise `dvc repro`, as without a remote, with a
+#                                     notice in CI. OPTIONS go to dvc repro. scripts/pipeline.sh
+#                                     runs this, so the workflow and .ci/run reach it through it.
 #   bash scripts/ci_remote.sh push    remote configured: `dvc push --run-cache`; otherwise a notice.
 #                                     The workflow runs it on a push to the default branch only;
 #                                     in a pull_request run it refuses anyway (defence in depth).
@@ -46,7 +49,7 @@ configure() {
 
 command=${1:-}
 case "$#:$command" in
-  1:repro | 1:push) ;;
+  *:repro | 1:push) shift ;;
   *) echo "usage: bash scripts/ci_remote.sh repro|push" >&2; exit 2 ;;
 esac
 reason=$(why_not_configured)
@@ -55,8 +58,9 @@ if [ "$command" = push ] && [[ ${GITHUB_EVENT_NAME:-} == pull_request* ]]; then
 fi
 if [ -n "$reason" ]; then
   if [ "$command" = repro ]; then
-    notice "$reason: every stage runs (dvc repro)"
-    dvc repro
+    # Said in CI, where a remote is expected; a user's own `scripts/pipeline.sh` just runs.
+    if [ "${GITHUB_ACTIONS:-}" = true ] || [ "${CI:-}" = true ]; then notice "$reason: every stage runs (dvc repro)"; fi
+    dvc repro "$@"
   else
     notice "$reason: nothing pushed"
   fi
@@ -65,7 +69,7 @@ fi
 
 configure
 if [ "$command" = repro ]; then
-  dvc repro --pull
+  dvc repro --pull "$@"
 else
   dvc push --run-cache
 fi

@@ -328,7 +328,12 @@ def test_every_job_sets_up_python_311_with_pip_cache_and_uses_it(workflow):
         assert setup["with"]["cache"] == "pip", name
         assert setup["with"]["cache-dependency-path"] == "requirements*.txt", name
         for step in job["steps"]:
-            if set(scripts_called(step_runs(step))) & {"scripts/setup.sh", "scripts/test.sh", "scripts/pipeline.sh"}:
+            if set(scripts_called(step_runs(step))) & {
+                "scripts/setup.sh",
+                "scripts/test.sh",
+                "scripts/pipeline.sh",
+                "scripts/fetch_data.sh",
+            }:
                 python = f"${{{{ steps.{setup['id']}.outputs.python-path }}}}"
                 assert step.get("env", {}).get("PYTHON") == python, f"{name}: {step.get('name')}"
 
@@ -340,7 +345,7 @@ def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
     called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
     assert called["data"] == ["scripts/fetch_data.sh"]
     assert called["test"] == ["scripts/test.sh"]
-    assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh"]
+    assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/ci_remote.sh"]
     assert set(ci_run) <= {s for scripts in called.values() for s in scripts}
     for script in {s for scripts in called.values() for s in scripts}:
         assert (REPO / script).is_file(), script
@@ -491,8 +496,36 @@ def test_the_registry_secrets_reach_only_the_login_step(workflow):
         assert all(secret not in value for secret in context["secrets"].values()), f"env {name} exposes a secret"
     for step in image["steps"]:
         text = json.dumps({k: v for k, v in step.items() if k != "if"})
-        if "secrets." in text:
+        if "secrets.DOCKERHUB_" in text:
             assert uses(step, "docker/login-action"), step.get("name")
+
+
+def test_the_dvc_remote_credentials_reach_only_the_steps_that_use_the_remote(workflow):
+    for name, job in workflow["jobs"].items():
+        assert "secrets.AWS_" not in json.dumps(job.get("env", {})), f"job {name}: a credential in the job's env"
+        for step in job["steps"]:
+            text = json.dumps({k: v for k, v in step.items() if k != "if"})
+            if "secrets.AWS_" in text:
+                assert set(scripts_called(step_runs(step))) & {"scripts/pipeline.sh", "scripts/ci_remote.sh"}, step.get("name")
+
+
+@pytest.mark.parametrize(
+    "event, ref, fork, pushes_to_remote",
+    [
+        ("push", "refs/heads/main", False, True),
+        ("push", "refs/heads/main", True, False),  # a fork
+        ("pull_request", "refs/pull/7/merge", False, False),
+        ("push", "refs/tags/v1.2.0", False, False),  # a release rebuilds nothing new
+        ("workflow_dispatch", "refs/heads/main", False, False),
+    ],
+)
+def test_only_the_default_branch_pushes_to_the_dvc_remote(workflow, event, ref, fork, pushes_to_remote):
+    context = scenario(workflow, "pipeline", event, ref, fork=fork)
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    push = steps[index_of(steps, lambda s: "scripts/ci_remote.sh push" in step_runs(s))]
+    assert condition(push, context) is pushes_to_remote
+    gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
+    assert gate < steps.index(push)  # only what passed the gate is shared
 
 
 def test_the_report_job_runs_on_pull_requests_only(workflow):
