@@ -566,3 +566,31 @@ def test_missing_or_corrupted_model_is_one_line_and_exit_2(models_dir, tmp_path)
     assert "q8int.safetensors is corrupted" in start_error(broken)
     (broken / "q8int.safetensors").unlink()  # optional: without it, the three others are served
     assert "invocations model 'q8int' does not exist" in start_error(broken, "--invocations-model", "q8int")
+
+
+def test_a_kserve_v2_client_calls_every_model(server, models_dir, test_split):
+    """Triton's own Python client, which speaks the Open Inference Protocol (V2) that KServe, Seldon
+    MLServer and Triton share: health, metadata, and inference in FP64 and FP32 (JSON tensors; the
+    binary-data extension is not offered, and the server says so in its metadata)."""
+    import tritonclient.http as triton  # a test dependency (requirements.txt), not the image's
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.get_server_metadata()["extensions"] == []
+    X = test_split[:200]
+    for model in [*MODELS, "q8int"]:
+        assert client.is_model_ready(model)
+        metadata = client.get_model_metadata(model)
+        [tensor], [output] = metadata["inputs"], metadata["outputs"]
+        expected = cli_predictions(models_dir, model, X)
+        for dtype, datatype in ((np.float64, "FP64"), (np.float32, "FP32")):
+            features = triton.InferInput(tensor["name"], list(X.shape), datatype)
+            features.set_data_from_numpy(X.astype(dtype), binary_data=False)
+            requested = triton.InferRequestedOutput(output["name"], binary_data=False)
+            result = client.infer(model, [features], outputs=[requested])
+            predicted = result.as_numpy(output["name"])
+            if datatype == "FP64":
+                assert predicted.tolist() == expected.tolist()  # the CLI's bits
+            else:  # the rows the CLI gets when given the float32 values
+                assert predicted.tolist() == cli_predictions(models_dir, model, X.astype(np.float32).astype(np.float64)).tolist()
+    client.close()
