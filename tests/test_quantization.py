@@ -22,11 +22,13 @@ from housing_predictor.linear import LinearParams
 from housing_predictor.quantization import (
     MAX_BITS,
     MIN_BITS,
+    SCALE_SEARCH_FACTORS,
     Grid,
     check_bits,
     check_finite,
     dequantize,
     dequantize_model,
+    expected_squared_error,
     fit_grid,
     float_tensors,
     integer_range,
@@ -36,6 +38,7 @@ from housing_predictor.quantization import (
     quantize_model,
     quantize_published_a,
     quantize_published_b,
+    searched_grid,
     storage_dtype,
 )
 
@@ -515,3 +518,30 @@ def test_published_b_truncates_the_largest_weight_to_top_minus_one_and_keeps_the
     assert codes[0] == 0 and codes[-1] == 2**bits - 2
     assert tensors["bias_q"][0] == 0
     assert dequantize_model(tensors, "published_b").bias == -37.02
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=weight_arrays,
+    bits=bit_widths,
+    symmetric=st.booleans(),
+    signed=st.booleans(),
+    rounding=roundings,
+    bias_correction=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_vectorized_scale_search_picks_what_one_candidate_at_a_time_picks(
+    weights, bits, symmetric, signed, rounding, bias_correction, seed
+):
+    """searched_grid evaluates all candidates at once; it must choose exactly the grid that building
+    and costing each candidate alone (fit_grid, quantize, dequantize) chooses, first of equals."""
+    inputs = np.random.default_rng(seed).normal(size=(64, len(weights)))
+    mean, second_moment = inputs.mean(axis=0), inputs.T @ inputs / len(inputs)
+    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
+
+    def cost(candidate: Grid) -> float:
+        error = weights - dequantize(quantize(weights, candidate, rounding), candidate)
+        return expected_squared_error(error, mean, second_moment, bias_correction)
+
+    candidates = [fit_grid(weights, bits, symmetric=symmetric, signed=signed, scale=grid.scale * f) for f in SCALE_SEARCH_FACTORS]
+    assert searched_grid(weights, grid, symmetric, rounding, mean, second_moment, bias_correction) == min(candidates, key=cost)
