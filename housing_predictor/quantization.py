@@ -116,14 +116,16 @@ def fit_grid(values: np.ndarray, bits: int, *, symmetric: bool, signed: bool, sc
 def quantize(values: np.ndarray, grid: Grid, rounding: str = "nearest") -> np.ndarray:
     """Codes for ``values`` on ``grid``: round (half to even, or toward zero), then clip to the range."""
     values = check_finite("weights", values)
-    scaled = values / grid.scale
+    return np.clip(rounded(values / grid.scale, rounding) + grid.zero_point, grid.qmin, grid.qmax).astype(grid.dtype)
+
+
+def rounded(scaled: np.ndarray, rounding: str) -> np.ndarray:
+    """``scaled`` rounded half to even ('nearest') or toward zero ('truncate')."""
     if rounding == "nearest":
-        rounded = np.rint(scaled)
-    elif rounding == "truncate":
-        rounded = np.trunc(scaled)
-    else:
-        raise PipelineError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
-    return np.clip(rounded + grid.zero_point, grid.qmin, grid.qmax).astype(grid.dtype)
+        return np.rint(scaled)
+    if rounding == "truncate":
+        return np.trunc(scaled)
+    raise PipelineError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
 
 
 def dequantize(codes: np.ndarray, grid: Grid) -> np.ndarray:
@@ -169,14 +171,7 @@ def searched_grid(
     else:
         low = min(float(np.min(weight, initial=0.0)), 0.0)
         zero_points = np.clip(qmin - np.rint(low / scales), qmin, qmax).astype(int)
-    scaled = weight / scales[:, None]
-    if rounding == "nearest":
-        rounded = np.rint(scaled)
-    elif rounding == "truncate":
-        rounded = np.trunc(scaled)
-    else:
-        raise PipelineError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
-    codes = np.clip(rounded + zero_points[:, None], qmin, qmax).astype(grid.dtype)
+    codes = np.clip(rounded(weight / scales[:, None], rounding) + zero_points[:, None], qmin, qmax).astype(grid.dtype)
     errors = weight - (codes.astype(np.float64) - zero_points[:, None]) * scales[:, None]
     costs = [expected_squared_error(np.array(error), mean, second_moment, bias_correction) for error in errors]
     best = costs.index(min(costs))  # the first of equals: deterministic
