@@ -231,6 +231,7 @@ def test_dockerignore_keeps_the_context_to_what_is_copied():
         "models/model.joblib",
         "stages/train.py",
         "plots/q8.csv",
+        "housing_predictor/__pycache__/predict.cpython-311.pyc",
     ):
         assert dockerignore_excludes(kept_out, patterns), f".dockerignore lets {kept_out} into the build context"
 
