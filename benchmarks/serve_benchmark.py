@@ -37,10 +37,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from housing_predictor import linear  # noqa: E402
+
 MLFLOW_VENV = REPO / "build" / "mlflow-venv"
 MLFLOW_MODEL = REPO / "build" / "mlflow-model"
 MLFLOW_PINS = ["mlflow==3.17.2", "scikit-learn==1.9.1"]  # scikit-learn: the pipeline's, to load its pickle
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+FEATURES = list(linear.FEATURES)
 START_TIMEOUT = 120
 LUA = """
 wrk.method = "POST"

@@ -64,12 +64,16 @@ def input_grid(low: np.ndarray, high: np.ndarray) -> InputGrid:
     return InputGrid(step, zero_point)
 
 
-def quantize_inputs(X: np.ndarray, input_mean: np.ndarray, input_step: np.ndarray, input_zero_point: np.ndarray) -> np.ndarray:
-    """int8 codes (n_rows, n_features) of raw features X, in float32 as ONNX Runtime computes
-    them (Sub, then QuantizeLinear: divide, round half to even, add the zero point, saturate)."""
+def unsaturated_codes(X: np.ndarray, input_mean: np.ndarray, input_step: np.ndarray, input_zero_point: np.ndarray) -> np.ndarray:
+    """The codes (n_rows, n_features) of raw features X before saturation, in float32 as ONNX
+    Runtime computes them (Sub, then QuantizeLinear: divide, round half to even, add the zero point)."""
     centered = np.asarray(X, dtype=np.float32) - input_mean.astype(np.float32)
-    scaled = np.rint(centered / input_step.astype(np.float32)) + input_zero_point.astype(np.float32)
-    return np.clip(scaled, INPUT_MIN, INPUT_MAX).astype(np.int8)
+    return np.rint(centered / input_step.astype(np.float32)) + input_zero_point.astype(np.float32)
+
+
+def quantize_inputs(X: np.ndarray, input_mean: np.ndarray, input_step: np.ndarray, input_zero_point: np.ndarray) -> np.ndarray:
+    """int8 codes (n_rows, n_features) of raw features X: ``unsaturated_codes``, saturated to int8."""
+    return np.clip(unsaturated_codes(X, input_mean, input_step, input_zero_point), INPUT_MIN, INPUT_MAX).astype(np.int8)
 
 
 def accumulate(codes: np.ndarray, weight_q: np.ndarray, bias_q: np.ndarray) -> np.ndarray:
@@ -106,8 +110,7 @@ def predict(tensors: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
 def saturated(tensors: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     """Rows (n_rows,) bool with an input outside its int8 grid, so clipped: where the integer
     model departs most from the float one."""
-    centered = np.asarray(X, dtype=np.float32) - tensors["input_mean"].astype(np.float32)
-    scaled = np.rint(centered / tensors["input_step"].astype(np.float32)) + tensors["input_zero_point"].astype(np.float32)
+    scaled = unsaturated_codes(X, tensors["input_mean"], tensors["input_step"], tensors["input_zero_point"])
     return np.any((scaled < INPUT_MIN) | (scaled > INPUT_MAX), axis=1)
 
 

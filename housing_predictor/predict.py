@@ -22,7 +22,6 @@ SIGHUP and SIGINT end the run with one line and exit 128 + the signal's number.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -34,19 +33,16 @@ from typing import BinaryIO
 import numpy as np
 
 from housing_predictor import paths, serve
-from housing_predictor.artifacts import SavedModel, load_model, read_json
+from housing_predictor.artifacts import read_json
 from housing_predictor.csv_io import read_table  # also part of this module's interface (the HTTP server's)
 from housing_predictor.errors import PipelineError, run_guarded
-from housing_predictor.integer import IntegerModel
-from housing_predictor.linear import TARGET_UNIT_USD, LinearParams
+from housing_predictor.linear import TARGET_UNIT_USD
+from housing_predictor.models import load_linear, load_saved, params_hash, predict_rows  # noqa: F401 (interface)
 from housing_predictor.output import Stopped, open_output, stdout_writer, stop_on_signals
-from housing_predictor.quantization import dequantize_model
 
 PROG = "python -m housing_predictor"
 SELFCHECK_TOLERANCE = 1e-9  # absolute, in the target's unit ($100,000)
 OUTPUT_COLUMN = "prediction"
-# What every model must read, once each, in any order: the data set's features.
-FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
@@ -72,46 +68,8 @@ def format_predictions(predictions: np.ndarray) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Models and commands
+# Commands (models are loaded and verified by housing_predictor.models)
 # ---------------------------------------------------------------------------------------------
-
-
-# The bit width each model's file must hold (the float model: none, it is not quantized).
-MODEL_BITS = {**paths.QUANTIZED_BITS, paths.INTEGER_MODEL: 8}
-
-
-def load_saved(name: str, models_dir: Path) -> SavedModel:
-    """Model ``name``'s file, verified by checksum and structure, and holding the model asked for:
-    q8's file must be 8-bit, the float model's unquantized (a copied-over file is refused)."""
-    path = paths.model_file(name, models_dir)
-    saved = load_model(path)
-    expected = MODEL_BITS.get(name)
-    integer_only = name == paths.INTEGER_MODEL
-    if (
-        (saved.scheme == "float") != (expected is None)
-        or (expected is not None and saved.bits != expected)
-        or (saved.scheme == "integer") != integer_only
-    ):
-        wanted = "the float model" if expected is None else f"the {expected}-bit {'integer-only ' if integer_only else ''}model"
-        raise PipelineError(f"model file {path} holds a {saved.bits}-bit {saved.scheme} model, but {name} is {wanted}")
-    if sorted(saved.features) != sorted(FEATURES):
-        raise PipelineError(
-            f"model file {path} is invalid: it reads {', '.join(saved.features)[:200]}, expected {', '.join(FEATURES)}"
-        )
-    return saved
-
-
-def load_linear(name: str, models_dir: Path) -> tuple[SavedModel, LinearParams | IntegerModel]:
-    """Model ``name``'s verified file and the model that predicts as the pipeline computes it: the
-    float64 model it stands for, or for the integer-only model its integer arithmetic."""
-    saved = load_saved(name, models_dir)
-    if saved.scheme == "integer":
-        return saved, IntegerModel(saved.tensors)
-    model = dequantize_model(saved.tensors, saved.scheme)
-    numbers = [model.weight, [model.bias], *([model.input_mean, model.input_scale] if model.standardized else [])]
-    if not all(np.isfinite(values).all() for values in numbers):
-        raise PipelineError(f"model file {paths.model_file(name, models_dir)} is invalid: its dequantized weights overflow")
-    return saved, model
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -121,10 +79,9 @@ def predict_command(args: argparse.Namespace) -> None:
         header = f"{OUTPUT_COLUMN}\n".encode()  # written with the first rows: a bad input writes nothing
         rows_done = 0
         for _, X in read_table(stream, saved.features, source):
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
-                predictions = model.predict(X)
-            if not np.isfinite(predictions).all():
-                row = rows_done + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
+            predictions, overflowing = predict_rows(model, X)
+            if overflowing is not None:
+                row = rows_done + overflowing + 1
                 raise PipelineError(f"{source}: the prediction of data row {row} overflows float64 (its values are too large)")
             write(header + format_predictions(predictions))
             header = b""
@@ -183,11 +140,6 @@ def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> li
 def selfcheck_command(args: argparse.Namespace) -> None:
     report = run_selfcheck(Path(args.models_dir), Path(args.metrics), Path(args.models_dir) / paths.SELFCHECK_CSV.name)
     stdout_writer()("".join(f"{line}\n" for line in report).encode())
-
-
-def params_hash(params: dict) -> str:
-    """sha256 of the params in canonical JSON (sorted keys, no spaces): equal params, equal hash."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def provenance(models_dir: Path, metrics_path: Path) -> dict:

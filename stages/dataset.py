@@ -13,8 +13,9 @@ import numpy as np
 
 from housing_predictor.artifacts import write_atomic
 from housing_predictor.errors import PipelineError
+from housing_predictor.linear import FEATURES
 
-FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
+__all__ = ["FEATURES", "TARGET", "read_split", "write_csv", "write_split"]
 TARGET = "MedHouseVal"
 
 

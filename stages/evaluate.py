@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from housing_predictor import integer, paths
-from housing_predictor.artifacts import SavedModel, load_model, write_json
+from housing_predictor.artifacts import SavedModel, write_json
 from housing_predictor.errors import run_guarded
 from housing_predictor.linear import TARGET_UNIT_USD
+from housing_predictor.models import load_linear
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages.dataset import read_split, write_csv
 from stages.params import evaluate_params
@@ -125,19 +126,18 @@ def write_plot_data(y: np.ndarray, predictions: dict[str, np.ndarray], weights: 
 def main() -> None:
     params = evaluate_params()
     X, y = read_split(paths.TEST_CSV)
-    saved = {name: load_model(paths.model_file(name)) for name in paths.MODEL_NAMES}
-    models = {name: dequantize_model(s.tensors, s.scheme) for name, s in saved.items()}
-    predictions = {name: model.predict(X) for name, model in models.items()}
-
-    # The integer-only model is scored like the others but not served by the predictor (MODEL_NAMES).
-    integer_saved = load_model(paths.model_file(paths.INTEGER_MODEL))
-    integer_pred = integer.predict(integer_saved.tensors, X)
-    evaluation = model_metrics(
-        y, {**predictions, paths.INTEGER_MODEL: integer_pred}, {**saved, paths.INTEGER_MODEL: integer_saved}
-    )
-    evaluation[paths.INTEGER_MODEL].update(saturation_metrics(integer_saved.tensors, X, predictions["float"], integer_pred))
+    # The predictor's own loader (files verified by structure) and arithmetic: what it predicts for
+    # a row is, bit for bit, what is scored here.
+    loaded = {name: load_linear(name, paths.MODELS_DIR) for name in paths.ALL_MODEL_NAMES}
+    saved = {name: file for name, (file, _) in loaded.items()}
+    scored = {name: model.predict(X) for name, (_, model) in loaded.items()}
+    evaluation = model_metrics(y, scored, saved)
+    q8int = paths.INTEGER_MODEL
+    evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, scored["float"], scored[q8int]))
     write_json(paths.EVALUATE_METRICS, evaluation)
-    weights = {name: weight_table(models["float"], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
+    # Weight tables, plot data and the selfcheck sample: the models with float weights behind them.
+    predictions = {name: scored[name] for name in paths.MODEL_NAMES}
+    weights = {name: weight_table(loaded["float"][1], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
     write_json(paths.WEIGHTS_TABLE, weights)
     write_plot_data(y, predictions, weights)
     rows = selfcheck_rows(predictions, params.selfcheck_rows)

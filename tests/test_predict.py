@@ -22,14 +22,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from housing_predictor import csv_io, predict
+from housing_predictor import csv_io, linear, predict
 from housing_predictor.artifacts import load_model
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import TARGET_UNIT_USD
 
 from conftest import REPO, run
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+FEATURES = list(linear.FEATURES)
 HEADER = ",".join(FEATURES)
 ROW = "8.3252,41.0,6.984126984126984,1.0238095238095237,322.0,2.5555555555555554,37.88,-122.23"
 

@@ -25,11 +25,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from housing_predictor import artifacts
+from housing_predictor import artifacts, linear
 
 from conftest import REPO
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+FEATURES = list(linear.FEATURES)
+# The predictor on a case folder's models (run with cwd = the folder).
+PREDICT_Q8 = [sys.executable, "-m", "housing_predictor", "--models-dir", "models", "predict", "--model", "q8"]
 HEADER = ",".join(FEATURES)
 ROW = "8.3252,41.0,6.984126984126984,1.0238095238095237,322.0,2.5555555555555554,37.88,-122.23"
 VALID = f"{HEADER}\n{ROW}\n{ROW}\n".encode()
@@ -289,18 +291,7 @@ def test_a_reader_that_is_gone_is_one_line(case_folder):
     os.close(read_end)
     try:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "housing_predictor",
-                "--models-dir",
-                "models",
-                "predict",
-                "--model",
-                "q8",
-                "--input",
-                "in.csv",
-            ],
+            [*PREDICT_Q8, "--input", "in.csv"],
             cwd=case_folder,
             stdout=write_end,
             stderr=subprocess.PIPE,
@@ -318,7 +309,7 @@ def test_a_reader_that_is_gone_is_one_line(case_folder):
 
 def predict_into(folder: Path, output: str, stdin: bytes = VALID) -> bytes:
     result = subprocess.run(
-        [sys.executable, "-m", "housing_predictor", "--models-dir", "models", "predict", "--model", "q8", "--output", output],
+        [*PREDICT_Q8, "--output", output],
         cwd=folder,
         input=stdin,
         capture_output=True,
@@ -331,7 +322,7 @@ def predict_into(folder: Path, output: str, stdin: bytes = VALID) -> bytes:
 
 def expected_output(folder: Path) -> bytes:
     result = subprocess.run(
-        [sys.executable, "-m", "housing_predictor", "--models-dir", "models", "predict", "--model", "q8"],
+        PREDICT_Q8,
         cwd=folder,
         input=VALID,
         capture_output=True,
@@ -413,18 +404,7 @@ def test_a_signal_mid_run_removes_the_temp_file(case_folder, signum):
     line, and leaves the folder as it was."""
     before = snapshot(case_folder)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "housing_predictor",
-            "--models-dir",
-            "models",
-            "predict",
-            "--model",
-            "q8",
-            "--output",
-            "out/target.csv",
-        ],
+        [*PREDICT_Q8, "--output", "out/target.csv"],
         cwd=case_folder,
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,

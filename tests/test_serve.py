@@ -26,13 +26,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from housing_predictor import linear
 from housing_predictor.server import protocol
 
 from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+FEATURES = list(linear.FEATURES)
 MODELS = ["float", "q8", "q16"]
 ROW = [8.3252, 41.0, 6.984126984126984, 1.0238095238095237, 322.0, 2.5555555555555554, 37.88, -122.23]
 MAX_BODY_BYTES = 1_000_000  # the test split as CSV (~330 kB) or JSON fits; the 413 tests go over it

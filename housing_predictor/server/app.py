@@ -2,7 +2,7 @@
 ``/ping`` and ``/invocations``, over the models the CLI loads.
 
 Like KServe's and MLServer's servers: a model is loaded once, validated by the CLI's own loader
-(predict.load_linear), and predicts with the CLI's arithmetic; the app owns routing, health,
+(models.load_linear), and predicts with the CLI's arithmetic; the app owns routing, health,
 metadata and errors. Every error is JSON ``{"error": "..."}`` with its status; a client never
 sees a traceback (a bug in our code is a 500 whose details go to the server's log only).
 
@@ -31,8 +31,9 @@ from starlette.routing import Route
 
 from housing_predictor import paths
 from housing_predictor.errors import PipelineError
+from housing_predictor.integer import IntegerModel
 from housing_predictor.linear import LinearParams
-from housing_predictor.predict import load_linear, params_hash
+from housing_predictor.models import load_linear, params_hash, predict_rows
 from housing_predictor.server import protocol
 from housing_predictor.server.protocol import RequestError
 
@@ -49,15 +50,13 @@ class ServedModel(NamedTuple):
     features: list[str]
     scheme: str
     bits: int
-    linear: LinearParams
+    linear: LinearParams | IntegerModel
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
-        with np.errstate(over="ignore", invalid="ignore"):  # checked below, and named
-            predictions = self.linear.predict(X)
-        if not np.isfinite(predictions).all():
-            row = int(np.flatnonzero(~np.isfinite(predictions))[0])
-            raise protocol.bad_request(f"row {row}: the prediction overflows float64 (feature values too large)")
+        predictions, overflowing = predict_rows(self.linear, X)
+        if overflowing is not None:
+            raise protocol.bad_request(f"row {overflowing}: the prediction overflows float64 (feature values too large)")
         return predictions
 
 

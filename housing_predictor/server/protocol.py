@@ -162,11 +162,15 @@ def v2_features(document: object, features: list[str]) -> tuple[np.ndarray, str 
     return _named_columns({name: (shape, values) for name, shape, values in tensors}, len(tensors), features), request_id
 
 
+def _missing_and_unknown(names, features: list[str]) -> tuple[list[str], list]:
+    """The features ``names`` lacks, and the names that are no feature."""
+    return [name for name in features if name not in names], [name for name in names if name not in features]
+
+
 def _named_columns(columns: dict[str, tuple[list[int], np.ndarray]], n_inputs: int, features: list[str]) -> np.ndarray:
     if len(columns) != n_inputs:
         raise bad_request("request inputs repeat a name: send one input per feature")
-    missing = [name for name in features if name not in columns]
-    unknown = [name for name in columns if name not in features]
+    missing, unknown = _missing_and_unknown(columns, features)
     if missing or unknown:
         raise bad_request(
             f"request inputs: missing {', '.join(missing) or 'none'}, unknown {', '.join(map(repr, unknown)) or 'none'} "
@@ -248,8 +252,7 @@ def _records(records: object, features: list[str], where: str) -> np.ndarray:
         raise bad_request(f"{where} must be a non-empty list of objects {{column: value}}")
     for i, row in enumerate(records):
         if set(row) != set(features):
-            missing = [name for name in features if name not in row]
-            unknown = [name for name in row if name not in features]
+            missing, unknown = _missing_and_unknown(row, features)
             raise bad_request(
                 f"{where} row {i}: missing {', '.join(missing) or 'none'}, unknown {', '.join(map(repr, unknown)) or 'none'}"
             )
@@ -260,8 +263,7 @@ def _reordered(values: np.ndarray, columns: list, features: list[str], where: st
     """``values`` (rows of ``columns``) with its columns in ``features`` order."""
     if not all(isinstance(name, str) for name in columns):
         raise bad_request(f"{where} column names must be strings, got {_shown(columns)}")
-    missing = [name for name in features if name not in columns]
-    unknown = [name for name in columns if name not in features]
+    missing, unknown = _missing_and_unknown(columns, features)
     if missing or unknown or len(set(columns)) != len(columns):
         raise bad_request(
             f"{where} columns: missing {', '.join(missing) or 'none'}, unknown {', '.join(map(repr, unknown)) or 'none'}"
@@ -269,6 +271,4 @@ def _reordered(values: np.ndarray, columns: list, features: list[str], where: st
         )
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise bad_request(f"{where} data has shape {list(values.shape)}: expected rows of {len(columns)} values, one per column")
-    # C order, as rows arrive in every other form: numpy's dot product may round a row of a
-    # column-major array differently, and the same rows should give the same bits whatever the form.
-    return np.ascontiguousarray(values[:, [columns.index(name) for name in features]])
+    return values[:, [columns.index(name) for name in features]]
