@@ -1,5 +1,6 @@
-"""`python -m housing_predictor`: the image's entrypoint."""
+"""`python -m housing_predictor`: the image's entrypoint (housing_predictor/cli.py)."""
 
-from housing_predictor.predict import entrypoint
+from housing_predictor.cli import main
+from housing_predictor.errors import run_guarded
 
-entrypoint()
+run_guarded(main)

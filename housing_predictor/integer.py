@@ -27,23 +27,30 @@ inside int32.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
-from housing_predictor.quantization import SCALE_SEARCH_FACTORS, check_finite
+from housing_predictor.quantization import SCALE_SEARCH_FACTORS
 
 INPUT_MIN, INPUT_MAX = -128, 127  # int8 inputs, asymmetric (a zero point per grid)
 WEIGHT_MAX = 127  # int8 weights, symmetric: codes in [-127, 127], zero point 0
 INT32_MAX = 2**31 - 1
-GRANULARITIES = ("per_feature", "per_tensor")
-CALIBRATIONS = ("mse", "minmax", "endpoint")
 # Clipping ranges the calibration tries for a standardized input: the quantiles at p and 1 - p of
 # the training split, for each p here (0 is min/max). Both ends are searched independently.
 CLIP_QUANTILES = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 MAX_CALIBRATION_SWEEPS = 5  # coordinate-descent passes; it stops at the first that changes nothing
+
+
+class Options(Protocol):
+    """The integer model's options (stages/params.py's ``IntegerOnly``, validated there)."""
+
+    granularity: Literal["per_feature", "per_tensor"]
+    calibration: Literal["mse", "minmax", "endpoint"]
+    weight_scale_search: bool
+    bias_correction: bool
 
 
 class InputGrid(NamedTuple):
@@ -195,13 +202,7 @@ def calibrate(model: LinearParams, train_X: np.ndarray, *, granularity: str, cal
     Per feature: coordinate descent, one feature's range at a time against the others' current
     errors. Per tensor: one range for every standardized input, searched jointly.
     """
-    if granularity not in GRANULARITIES:
-        raise PipelineError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
-    if calibration not in CALIBRATIONS:
-        raise PipelineError(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {calibration!r}")
-    if not model.standardized:
-        raise PipelineError("calibration needs the model's input shift and scale (quantize_integer adds them)")
-    z = model.inputs(check_finite("training features", train_X))
+    z = model.inputs(train_X)  # the model is standardized: quantize_integer gives it a scaler
     values = z.reshape(-1, 1) if granularity == "per_tensor" else z  # per tensor: one column of all
     lows = np.quantile(values, CLIP_QUANTILES, axis=0)  # (n_quantiles, n_columns)
     highs = np.quantile(values, [1 - p for p in CLIP_QUANTILES], axis=0)
@@ -242,18 +243,9 @@ def _grid_for(low: np.ndarray, high: np.ndarray, n_features: int) -> InputGrid:
     return input_grid(np.broadcast_to(low, n_features), np.broadcast_to(high, n_features))
 
 
-def quantize_integer(
-    model: LinearParams,
-    train_X: np.ndarray,
-    *,
-    granularity: str,
-    calibration: str,
-    weight_scale_search: bool,
-    bias_correction: bool,
-) -> dict[str, np.ndarray]:
+def quantize_integer(model: LinearParams, train_X: np.ndarray, options: Options) -> dict[str, np.ndarray]:
     """The tensors of the integer-only 8-bit model of ``model``, calibrated on ``train_X``. The
     model's scaler (or, without one, the training means) shifts the inputs in float32 first."""
-    train_X = check_finite("training features", train_X)
     if model.standardized:
         input_mean, input_scale = model.input_mean, model.input_scale
     else:
@@ -265,5 +257,5 @@ def quantize_integer(
     model = model.restandardized(
         input_mean.astype(np.float32).astype(np.float64), input_scale.astype(np.float32).astype(np.float64)
     )
-    grid = calibrate(model, train_X, granularity=granularity, calibration=calibration)
-    return build(model, grid, train_X, weight_scale_search=weight_scale_search, bias_correction=bias_correction)
+    grid = calibrate(model, train_X, granularity=options.granularity, calibration=options.calibration)
+    return build(model, grid, train_X, weight_scale_search=options.weight_scale_search, bias_correction=options.bias_correction)

@@ -1,6 +1,6 @@
-"""Every path the pipeline reads or writes, relative to the repository root (DVC's working dir).
-
-dvc.yaml names the same files; tests/test_dvc_yaml.py checks that the two agree.
+"""Every path the pipeline reads or writes, relative to the repository root (DVC's working dir),
+and the models it builds. dvc.yaml names the same files; tests/test_pipeline.py checks that the
+two agree.
 """
 
 from pathlib import Path
@@ -25,14 +25,23 @@ PLOTS_DIR = Path("plots")
 SWEEP_PLOT = PLOTS_DIR / "sweep.csv"
 REPORT = Path("reports") / "quantization.md"
 
-# The models evaluate scores, in the order they appear in metrics/evaluate.json.
-MODEL_NAMES = ("float", "q8", "q16")
-QUANTIZED_BITS = {"q8": 8, "q16": 16}
+# The models the pipeline builds and the image ships, in the order of metrics/evaluate.json, and
+# the bit width each one's file must hold (the float model: none, it is not quantized). q8 and q16
+# are weight-only (int codes, float arithmetic); q8int is integer-only (housing_predictor/integer.py).
+INTEGER_MODEL = "q8int"
+MODEL_BITS = {"float": None, "q8": 8, "q16": 16, INTEGER_MODEL: 8}
+MODELS = tuple(MODEL_BITS)
+WEIGHT_ONLY_MODELS = ("q8", "q16")  # built by stage quantize --bits N; per-weight tables and plots
 
 
 def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
-    """The safe (no pickle) parameter file of model ``name`` ('float', 'q8' or 'q16')."""
+    """The safe (no pickle) parameter file of model ``name`` (one of MODELS)."""
     return models_dir / f"{name}.safetensors"
+
+
+def onnx_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """Model ``name`` as an ONNX graph."""
+    return models_dir / f"{name}.onnx"
 
 
 def plot_file(name: str) -> Path:
@@ -41,16 +50,5 @@ def plot_file(name: str) -> Path:
 
 
 def weights_plot_file(name: str) -> Path:
-    """Per-weight errors of quantized model ``name``: feature, float, dequantized, error."""
+    """Per-weight errors of weight-only model ``name``: feature, float, dequantized, error."""
     return PLOTS_DIR / f"weights_{name}.csv"
-
-
-# The integer-only 8-bit model (stage quantize-8int): scored by evaluate, exported by export-onnx,
-# predicted and served like the others, but with arithmetic of its own (housing_predictor/integer.py).
-INTEGER_MODEL = "q8int"
-ALL_MODEL_NAMES = (*MODEL_NAMES, INTEGER_MODEL)
-
-
-def onnx_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
-    """Model ``name`` as an ONNX graph."""
-    return models_dir / f"{name}.onnx"

@@ -6,22 +6,20 @@ the weights' grid: it stays float32, after bias correction. The two published sc
 are reproduced exactly, to show how they fail.
 
 A quantized model is a dict of named numpy arrays (the tensors its file stores); ``payload_bytes``
-counts every one of them, since inference needs them all.
+counts every one of them, since inference needs them all. The schemes' options arrive validated
+(stages/params.py, at the pipeline's boundary): nothing here checks them again.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
 
-MIN_BITS, MAX_BITS = 2, 16
-SCHEMES = ("affine", "published_a", "published_b")
-ROUNDINGS = ("nearest", "truncate")
-SCALE_SEARCHES = ("none", "mse")
+MIN_BITS, MAX_BITS = 2, 16  # the widths a code's storage type (int8/uint8, int16/uint16) holds
 PUBLISHED_A_SCALE = 0.01  # write-up A's fixed step
 PUBLISHED_B_EPSILON = 1e-8  # write-up B's guard against max == min
 # scale_search "mse" tries the max-|w| scale times these factors: below 1 clips the largest
@@ -31,29 +29,28 @@ PUBLISHED_B_EPSILON = 1e-8  # write-up B's guard against max == min
 SCALE_SEARCH_FACTORS = np.array(sorted({*np.linspace(0.5, 1.5, 1001).tolist(), 1.0}))
 
 
-def check_bits(bits: int) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not MIN_BITS <= bits <= MAX_BITS:
-        raise PipelineError(f"bit width must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
-    return int(bits)
+class Scheme(Protocol):
+    """A weight-only scheme's options (stages/params.py's models): the published schemes have none."""
+
+    scheme: Literal["affine", "published_a", "published_b"]
 
 
-def check_finite(name: str, values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        bad = values[~np.isfinite(values)][0]
-        raise PipelineError(f"{name} must be finite to quantize, found {bad}")
-    return values
+class Affine(Scheme, Protocol):
+    symmetric: bool  # zero point fixed at 0 (or mid-range unsigned), or fitted to [min(w, 0), max(w, 0)]
+    signed: bool  # int8/int16 codes, or uint8/uint16
+    rounding: Literal["nearest", "truncate"]
+    scale_search: Literal["none", "mse"]
+    bias_correction: bool
 
 
 def storage_dtype(bits: int, signed: bool) -> np.dtype:
     """The narrowest integer type holding ``bits``-bit codes."""
-    width = 8 if check_bits(bits) <= 8 else 16
+    width = 8 if bits <= 8 else 16
     return np.dtype(f"{'int' if signed else 'uint'}{width}")
 
 
 def integer_range(bits: int, signed: bool) -> tuple[int, int]:
     """The codes a ``bits``-bit integer can hold: [-2^(b-1), 2^(b-1)-1] or [0, 2^b-1]."""
-    bits = check_bits(bits)
     if signed:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
@@ -94,8 +91,6 @@ def fit_grid(values: np.ndarray, bits: int, *, symmetric: bool, signed: bool, sc
     symmetric around it, so ``-max|w|`` and ``max|w|`` are both exact. Asymmetric grids span
     [min(w, 0), max(w, 0)]; 0 stays exactly representable. All-zero tensors get scale 1.
     """
-    values = check_finite("weights", values)
-    bits = check_bits(bits)
     qmin, qmax = integer_range(bits, signed)
     if symmetric:
         half = 2 ** (bits - 1) - 1
@@ -115,17 +110,12 @@ def fit_grid(values: np.ndarray, bits: int, *, symmetric: bool, signed: bool, sc
 
 def quantize(values: np.ndarray, grid: Grid, rounding: str = "nearest") -> np.ndarray:
     """Codes for ``values`` on ``grid``: round (half to even, or toward zero), then clip to the range."""
-    values = check_finite("weights", values)
     return np.clip(rounded(values / grid.scale, rounding) + grid.zero_point, grid.qmin, grid.qmax).astype(grid.dtype)
 
 
 def rounded(scaled: np.ndarray, rounding: str) -> np.ndarray:
     """``scaled`` rounded half to even ('nearest') or toward zero ('truncate')."""
-    if rounding == "nearest":
-        return np.rint(scaled)
-    if rounding == "truncate":
-        return np.trunc(scaled)
-    raise PipelineError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
+    return np.trunc(scaled) if rounding == "truncate" else np.rint(scaled)
 
 
 def dequantize(codes: np.ndarray, grid: Grid) -> np.ndarray:
@@ -178,28 +168,12 @@ def searched_grid(
     return Grid(grid.bits, grid.signed, float(scales[best]), int(zero_points[best]))
 
 
-def quantize_affine(
-    model: LinearParams,
-    train_X: np.ndarray,
-    *,
-    bits: int,
-    symmetric: bool = True,
-    signed: bool = True,
-    rounding: str = "nearest",
-    scale_search: str = "none",
-    bias_correction: bool = True,
-) -> dict[str, np.ndarray]:
+def quantize_affine(model: LinearParams, train_X: np.ndarray, bits: int, options: Affine) -> dict[str, np.ndarray]:
     """Our scheme: one grid for the weights, float32 bias with bias correction, float32 scaler.
 
     ``train_X`` (n_rows, n_features) raw training features: their moments drive bias correction
     and the scale search. Returns the tensors of the quantized model's file.
     """
-    bits = check_bits(bits)
-    check_finite("bias", np.array([model.bias]))
-    if model.standardized:
-        check_finite("scaler mean", model.input_mean)
-        check_finite("scaler scale", model.input_scale)
-    train_X = check_finite("training features", train_X)
     tensors: dict[str, np.ndarray] = {}
     if model.standardized:
         # The file keeps the scaler in float32; re-express the float model over exactly that
@@ -208,18 +182,16 @@ def quantize_affine(
         input_scale = model.input_scale.astype(np.float32)
         model = model.restandardized(input_mean.astype(np.float64), input_scale.astype(np.float64))
         tensors["input_mean"], tensors["input_scale"] = input_mean, input_scale
-    weight = check_finite("weights", model.weight)
+    weight = model.weight
     mean, second_moment = input_moments(model.inputs(train_X))
 
-    grid = fit_grid(weight, bits, symmetric=symmetric, signed=signed)
-    if scale_search == "mse":
-        grid = searched_grid(weight, grid, symmetric, rounding, mean, second_moment, bias_correction)
-    elif scale_search != "none":
-        raise PipelineError(f"scale_search must be {' or '.join(SCALE_SEARCHES)}; got {scale_search!r}")
+    grid = fit_grid(weight, bits, symmetric=options.symmetric, signed=options.signed)
+    if options.scale_search == "mse":
+        grid = searched_grid(weight, grid, options.symmetric, options.rounding, mean, second_moment, options.bias_correction)
 
-    codes = quantize(weight, grid, rounding)
+    codes = quantize(weight, grid, options.rounding)
     bias = model.bias
-    if bias_correction:
+    if options.bias_correction:
         # E[inputs @ (w - deq(w))] over the training data, moved into the bias.
         bias += float((weight - dequantize(codes, grid)) @ mean)
     tensors["weight_q"] = codes
@@ -231,18 +203,17 @@ def quantize_affine(
     return tensors
 
 
-def quantize_published_a(model: LinearParams, *, bits: int) -> dict[str, np.ndarray]:
+def quantize_published_a(model: LinearParams, bits: int) -> dict[str, np.ndarray]:
     """Write-up A: ``clip(round(w / 0.01), 0, 2^b - 1)`` unsigned, intercept on the same grid.
 
     Defined for 8 bits; at other widths only the top code changes.
     """
-    bits = check_bits(bits)
     raw = model.raw()
     dtype = storage_dtype(bits, signed=False)
     top = 2**bits - 1
 
     def codes(values: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(check_finite("weights", values) / PUBLISHED_A_SCALE), 0, top).astype(dtype)
+        return np.clip(np.round(values / PUBLISHED_A_SCALE), 0, top).astype(dtype)
 
     scale = np.array([PUBLISHED_A_SCALE], dtype=np.float32)
     return {
@@ -253,14 +224,12 @@ def quantize_published_a(model: LinearParams, *, bits: int) -> dict[str, np.ndar
     }
 
 
-def quantize_published_b(model: LinearParams, *, bits: int) -> dict[str, np.ndarray]:
+def quantize_published_b(model: LinearParams, bits: int) -> dict[str, np.ndarray]:
     """Write-up B: per array ``s = (2^b - 1) / (max - min + 1e-8)``, ``q = trunc((w - min) * s)``."""
-    bits = check_bits(bits)
     raw = model.raw()
     dtype = storage_dtype(bits, signed=False)
     tensors = {}
     for name, values in (("weight", raw.weight), ("bias", np.array([raw.bias]))):
-        values = check_finite("weights", values)
         low = values.min()
         multiplier = (2**bits - 1) / (values.max() - low + PUBLISHED_B_EPSILON)
         tensors[f"{name}_q"] = ((values - low) * multiplier).astype(dtype)  # the cast truncates
@@ -269,17 +238,13 @@ def quantize_published_b(model: LinearParams, *, bits: int) -> dict[str, np.ndar
     return tensors
 
 
-def quantize_model(
-    model: LinearParams, train_X: np.ndarray, *, bits: int, scheme: str, **affine_options
-) -> dict[str, np.ndarray]:
-    """The quantized tensors of ``model`` under ``scheme``; affine options apply to 'affine' only."""
-    if scheme == "affine":
-        return quantize_affine(model, train_X, bits=bits, **affine_options)
-    if scheme == "published_a":
-        return quantize_published_a(model, bits=bits)
-    if scheme == "published_b":
-        return quantize_published_b(model, bits=bits)
-    raise PipelineError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
+def quantize_model(model: LinearParams, train_X: np.ndarray, bits: int, scheme: Scheme) -> dict[str, np.ndarray]:
+    """The quantized tensors of ``model`` at ``bits`` under ``scheme`` (its options: ``Affine``)."""
+    if scheme.scheme == "affine":
+        return quantize_affine(model, train_X, bits, scheme)
+    if scheme.scheme == "published_a":
+        return quantize_published_a(model, bits)
+    return quantize_published_b(model, bits)
 
 
 def _published_a_values(tensors: dict[str, np.ndarray], name: str) -> np.ndarray:
@@ -306,9 +271,7 @@ def dequantize_model(tensors: dict[str, np.ndarray], scheme: str) -> LinearParam
         return LinearParams(weight=weight, bias=float(tensors["bias"][0]), input_mean=input_mean, input_scale=input_scale)
     if scheme == "published_a":
         return LinearParams(weight=_published_a_values(tensors, "weight"), bias=float(_published_a_values(tensors, "bias")[0]))
-    if scheme == "published_b":
-        return LinearParams(weight=_published_b_values(tensors, "weight"), bias=float(_published_b_values(tensors, "bias")[0]))
-    raise PipelineError(f"unknown scheme {scheme!r} (known: float, {', '.join(SCHEMES)})")
+    return LinearParams(weight=_published_b_values(tensors, "weight"), bias=float(_published_b_values(tensors, "bias")[0]))
 
 
 def float_tensors(model: LinearParams) -> dict[str, np.ndarray]:

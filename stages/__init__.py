@@ -1,4 +1,6 @@
-"""housing-mlops: the stage code run by dvc.yaml, and the numpy-only core the predictor reuses."""
+"""The DVC stages: one module per dvc.yaml stage (`python -m stages.<module>`), params.py for
+params.yaml and report.py for the report. Importing the package pins the BLAS kernels (below).
+"""
 
 import os
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from housing_predictor.artifacts import write_atomic
 from housing_predictor.errors import PipelineError
+from housing_predictor.files import write_atomic
 from housing_predictor.linear import FEATURES
 
 __all__ = ["FEATURES", "TARGET", "read_split", "write_csv", "write_split"]

@@ -1,9 +1,10 @@
-"""Stage evaluate: score the float, 8-bit and 16-bit models on the test split.
+"""Stage evaluate: score every model (float, q8, q16, q8int) on the test split.
 
 Writes metrics/evaluate.json (scores, deviations from the float model, sizes), metrics/weights.json
-(every weight: float value, code, dequantized value, error), the plot data in plots/, and
-models/selfcheck.csv, the holdout sample with expected predictions that `predict selfcheck` runs,
-then the report reports/quantization.md from those metrics (stages/report.py).
+(every weight of q8 and q16: float value, code, dequantized value, error), the plot data in
+plots/, and models/selfcheck.csv, the holdout sample with every model's expected predictions that
+`python -m housing_predictor selfcheck` runs, then the report reports/quantization.md from those
+metrics (stages/report.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from housing_predictor import integer, paths
-from housing_predictor.artifacts import SavedModel, write_json
-from housing_predictor.errors import run_guarded
+from housing_predictor.errors import PipelineError, run_guarded
+from housing_predictor.files import write_json
 from housing_predictor.linear import TARGET_UNIT_USD
-from housing_predictor.models import load_linear
+from housing_predictor.modelfile import SavedModel
+from housing_predictor.models import load_models
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
+from stages import params
 from stages.dataset import read_split, write_csv
-from stages.params import evaluate_params
 from stages.report import write_report
 
 
@@ -102,7 +104,7 @@ def selfcheck_rows(predictions: dict[str, np.ndarray], count: int) -> np.ndarray
     """Test rows for the predictor's selfcheck: ``count`` evenly spaced, plus each quantized
     model's row of largest deviation, so the sample reproduces max_deviation exactly."""
     n_rows = len(predictions["float"])
-    spread = np.linspace(0, n_rows - 1, min(count, n_rows)).round().astype(int)
+    spread = np.linspace(0, n_rows - 1, count).round().astype(int)
     worst = [int(np.argmax(np.abs(pred - predictions["float"]))) for name, pred in predictions.items() if name != "float"]
     return np.unique(np.concatenate([spread, worst]))
 
@@ -124,23 +126,27 @@ def write_plot_data(y: np.ndarray, predictions: dict[str, np.ndarray], weights: 
 
 
 def main() -> None:
-    params = evaluate_params()
+    evaluate = params.load("evaluate")
     X, y = read_split(paths.TEST_CSV)
+    if evaluate.selfcheck_rows > len(X):
+        raise PipelineError(
+            f"params.yaml: evaluate.selfcheck_rows must be at most the {len(X)} test rows, got {evaluate.selfcheck_rows}"
+        )
     # The predictor's own loader (files verified by structure) and arithmetic: what it predicts for
     # a row is, bit for bit, what is scored here.
-    loaded = {name: load_linear(name, paths.MODELS_DIR) for name in paths.ALL_MODEL_NAMES}
-    saved = {name: file for name, (file, _) in loaded.items()}
-    scored = {name: model.predict(X) for name, (_, model) in loaded.items()}
-    evaluation = model_metrics(y, scored, saved)
+    models = load_models(paths.MODELS_DIR)
+    saved = {name: model.saved for name, model in models.items()}
+    predictions = {name: model.predict(X) for name, model in models.items()}
+    evaluation = model_metrics(y, predictions, saved)
     q8int = paths.INTEGER_MODEL
-    evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, scored["float"], scored[q8int]))
+    evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, predictions["float"], predictions[q8int]))
     write_json(paths.EVALUATE_METRICS, evaluation)
-    # Weight tables, plot data and the selfcheck sample: the models with float weights behind them.
-    predictions = {name: scored[name] for name in paths.MODEL_NAMES}
-    weights = {name: weight_table(loaded["float"][1], saved[name]) for name in paths.MODEL_NAMES if name != "float"}
+    # Weight tables and plot data: the models with float weights behind them.
+    float_model = models["float"].arithmetic
+    weights = {name: weight_table(float_model, saved[name]) for name in paths.WEIGHT_ONLY_MODELS}
     write_json(paths.WEIGHTS_TABLE, weights)
-    write_plot_data(y, predictions, weights)
-    rows = selfcheck_rows(predictions, params.selfcheck_rows)
+    write_plot_data(y, {name: predictions[name] for name in ("float", *paths.WEIGHT_ONLY_MODELS)}, weights)
+    rows = selfcheck_rows(predictions, evaluate.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])
     write_report()  # in this process: a second stage command would pay Python's start-up again

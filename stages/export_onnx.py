@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from housing_predictor import paths
-from housing_predictor.artifacts import SavedModel, load_model, write_atomic
 from housing_predictor.errors import PipelineError, run_guarded
+from housing_predictor.files import write_atomic
+from housing_predictor.modelfile import SavedModel, load_model
 from housing_predictor.quantization import dequantize_model, float_tensors
 
 OPSET = 21  # int16 QuantizeLinear/DequantizeLinear need 21
@@ -33,7 +34,6 @@ INPUT, OUTPUT = "features", "prediction"
 INPUT_FLOAT32 = "features_float32"
 # q8int's int8 input codes and int32 accumulator (bias included), named for tests and users
 CODES, ACCUMULATOR = "codes", "accumulator"
-ONNX_MODELS = paths.ALL_MODEL_NAMES
 
 
 def _elem(dtype) -> int:
@@ -164,7 +164,7 @@ def integer_graph(tensors: dict[str, np.ndarray]):
 def graph_for(name: str, saved: SavedModel):
     if name == "float":
         return float_graph(saved.tensors)
-    if name == "q8int":
+    if name == paths.INTEGER_MODEL:
         return integer_graph(saved.tensors)
     if saved.scheme != "affine":
         # The published write-ups' schemes (`dvc exp run -S quantize.q8.scheme=published_b`) exist
@@ -192,7 +192,7 @@ def export(name: str, models_dir=paths.MODELS_DIR) -> bytes:
 
 
 def main() -> None:
-    graphs = {name: export(name) for name in ONNX_MODELS}  # all checked before any is written
+    graphs = {name: export(name) for name in paths.MODELS}  # all checked before any is written
     for name, data in graphs.items():
         write_atomic(paths.onnx_file(name), data)
 

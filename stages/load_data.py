@@ -5,6 +5,7 @@ The raw data is never edited: the split files are the only thing this stage writ
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import numpy as np
 
 from housing_predictor import paths
 from housing_predictor.errors import PipelineError, run_guarded
+from stages import params
 from stages.dataset import FEATURES, TARGET, write_split
-from stages.params import DATASET_ROWS as EXPECTED_ROWS
-from stages.params import LoadDataParams, load_data_params
 
 CACHE_FILE = "cal_housing_py3.pkz"
+EXPECTED_ROWS = 20_640  # the data set as published (sklearn's fetch_california_housing documents it)
+# The smallest side of the split we accept: fewer rows leave a test split on which R² is noise (or
+# undefined: one row gives NaN), or a training split with almost no data.
+MIN_SPLIT_ROWS = 100
 
 
 def fetch(n_retries: int = 3, delay: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -58,18 +62,27 @@ def validate(X: np.ndarray, y: np.ndarray, feature_names: list[str]) -> None:
         raise PipelineError("California Housing has missing or infinite values")
 
 
-def split(X: np.ndarray, y: np.ndarray, params: LoadDataParams):
-    """scikit-learn's shuffled train/test split: (X_train, X_test, y_train, y_test)."""
+def split(X: np.ndarray, y: np.ndarray, load_data: params.LoadData):
+    """scikit-learn's shuffled train/test split: (X_train, X_test, y_train, y_test). The test
+    side has ceil(test_size * rows) rows, as scikit-learn counts them; each side must keep
+    MIN_SPLIT_ROWS."""
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(X, y, test_size=params.test_size, random_state=params.random_state)
+    n_test = math.ceil(load_data.test_size * len(X))
+    if not MIN_SPLIT_ROWS <= n_test <= len(X) - MIN_SPLIT_ROWS:
+        low, high = MIN_SPLIT_ROWS / len(X), 1 - MIN_SPLIT_ROWS / len(X)
+        raise PipelineError(
+            f"params.yaml: load_data.test_size must leave at least {MIN_SPLIT_ROWS} of the {len(X):,} rows on each side of "
+            f"the split ({low:.6f} to {high:.6f}), got {load_data.test_size!r} ({n_test} test and {len(X) - n_test} training rows)"
+        )
+    return train_test_split(X, y, test_size=load_data.test_size, random_state=load_data.random_state)
 
 
 def main() -> None:
-    params = load_data_params()
+    load_data = params.load("load_data")
     X, y, feature_names = fetch()
     validate(X, y, feature_names)
-    X_train, X_test, y_train, y_test = split(X, y, params)
+    X_train, X_test, y_train, y_test = split(X, y, load_data)
     write_split(paths.TRAIN_CSV, X_train, y_train)
     write_split(paths.TEST_CSV, X_test, y_test)
 

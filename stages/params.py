@@ -1,171 +1,120 @@
-"""The one place that loads and validates params.yaml.
+"""params.yaml as pydantic models: one per section, validated once, here, and passed on as they are.
 
-Each stage reads only its own section, and dvc.yaml tracks that whole section: any change to it, a
-misspelt key included, re-runs the stage and so meets the checks here, which name the key, what it
-got and what is allowed. The file is read as DVC reads it (ruamel.yaml, YAML 1.2), so the values we
-check are the values dvc.lock records: `yes` is the string 'yes' to both, not a boolean.
+Every model forbids unknown keys (a misspelt key is an error, not a silent default) and is strict
+(`standardize: yes` is the string 'yes' to DVC's YAML 1.2 reader, and refused as a flag). A
+quantization scheme is a union tagged by ``scheme``: the published schemes are fixed arithmetic,
+so they take no other key. ``load`` turns pydantic's first error into one line naming the key,
+the value and what is allowed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from housing_predictor.errors import PipelineError
-from housing_predictor.integer import CALIBRATIONS, GRANULARITIES
 from housing_predictor.paths import PARAMS
-from housing_predictor.quantization import MAX_BITS, MIN_BITS, ROUNDINGS, SCALE_SEARCHES, SCHEMES  # the core's choices
+from housing_predictor.quantization import MAX_BITS, MIN_BITS
 
 
-@dataclass(frozen=True)
-class LoadDataParams:
-    test_size: float
-    random_state: int
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class LoadData(Section):
+    test_size: float = Field(gt=0, lt=1)  # fraction held out; load-data checks both sides keep enough rows
+    random_state: int = Field(ge=0, le=2**32 - 1)  # train_test_split's seed
+
+
+class Train(Section):
     standardize: bool
 
 
-@dataclass(frozen=True)
-class QuantizeParams:
-    scheme: str
+class Affine(Section):
+    scheme: Literal["affine"]
     symmetric: bool
     signed: bool
-    rounding: str
-    scale_search: str
+    rounding: Literal["nearest", "truncate"]
+    scale_search: Literal["none", "mse"]
     bias_correction: bool
 
 
-@dataclass(frozen=True)
-class IntegerQuantizeParams:
-    granularity: str
-    calibration: str
+class PublishedA(Section):
+    scheme: Literal["published_a"]
+
+
+class PublishedB(Section):
+    scheme: Literal["published_b"]
+
+
+WeightOnly = Annotated[Affine | PublishedA | PublishedB, Field(discriminator="scheme")]
+
+
+class IntegerOnly(Section):
+    granularity: Literal["per_feature", "per_tensor"]
+    calibration: Literal["mse", "minmax", "endpoint"]
     weight_scale_search: bool
     bias_correction: bool
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    selfcheck_rows: int
+class Quantize(Section):
+    q8: WeightOnly
+    q16: WeightOnly
+    q8int: IntegerOnly
 
 
-@dataclass(frozen=True)
-class SweepParams:
-    min_bits: int
-    max_bits: int
-    schemes: dict[str, QuantizeParams]  # name (a metrics key and plot label): how to quantize
+class Evaluate(Section):
+    selfcheck_rows: int = Field(ge=1)  # evaluate checks it against the test split's rows
 
 
-# The data set's size and the smallest split side we accept: fewer rows leave a test split on
-# which R² is noise (or undefined: one row gives NaN), or a training split with almost no data.
-DATASET_ROWS = 20_640
-MIN_SPLIT_ROWS = 100
+class Sweep(Section):
+    min_bits: int = Field(ge=MIN_BITS, le=MAX_BITS)
+    max_bits: int = Field(ge=MIN_BITS, le=MAX_BITS)
+    # names become metrics keys (`affine.8.r2_drop_ppm`) and plot labels: kept plain
+    schemes: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")], WeightOnly] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bits_in_order(self) -> Sweep:
+        if self.min_bits > self.max_bits:
+            raise ValueError(f"min_bits ({self.min_bits}) must not exceed max_bits ({self.max_bits})")
+        return self
 
 
-def n_test_rows(test_size: float, n_rows: int = DATASET_ROWS) -> int:
-    """Rows in the test split, as scikit-learn's train_test_split counts them: ceil(test_size * n)."""
-    return math.ceil(test_size * n_rows)
+class Params(Section):
+    load_data: LoadData
+    train: Train
+    quantize: Quantize
+    evaluate: Evaluate
+    sweep: Sweep
 
 
-def _split_fraction(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise PipelineError(f"params.yaml: {key} must be a number strictly between 0 and 1, got {value!r}")
-    n_test = n_test_rows(value)
-    if not MIN_SPLIT_ROWS <= n_test <= DATASET_ROWS - MIN_SPLIT_ROWS:
-        low, high = MIN_SPLIT_ROWS / DATASET_ROWS, 1 - MIN_SPLIT_ROWS / DATASET_ROWS
-        raise PipelineError(
-            f"params.yaml: {key} must be a fraction that leaves at least {MIN_SPLIT_ROWS} of the {DATASET_ROWS:,} rows on each side of the split "
-            f"({low:.6f} to {high:.6f}), got {value!r} ({n_test} test and {DATASET_ROWS - n_test} training rows)"
-        )
-    return float(value)
-
-
-def _seed(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**32 - 1:
-        raise PipelineError(f"params.yaml: {key} must be an integer from 0 to 4294967295, got {value!r}")
-    return value
-
-
-def _positive_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4128:
-        raise PipelineError(f"params.yaml: {key} must be an integer from 1 to 4128, got {value!r}")
-    return value
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise PipelineError(f"params.yaml: {key} must be true or false, got {value!r}")
-    return value
-
-
-def _choice(allowed: tuple[str, ...]):
-    def check(key: str, value: Any) -> str:
-        if value not in allowed:
-            raise PipelineError(f"params.yaml: {key} must be one of {', '.join(allowed)}; got {value!r}")
-        return value
-
-    return check
-
-
-def _bit_width(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
-        raise PipelineError(f"params.yaml: {key} must be an integer from {MIN_BITS} to {MAX_BITS}, got {value!r}")
-    return value
-
-
-# Scheme names become metrics keys (`affine.8.r2_drop_ppm`) and plot labels: keep them plain.
-_SCHEME_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-
-def _scheme_names(key: str, value: Any) -> dict:
-    """The mapping of named schemes; each entry's own keys are checked as a quantize section."""
-    if not isinstance(value, dict) or not value:
-        raise PipelineError(f"params.yaml: {key} must be a non-empty mapping of scheme names to quantize settings, got {value!r}")
-    for name in value:
-        if not isinstance(name, str) or not _SCHEME_NAME.fullmatch(name):
-            raise PipelineError(
-                f"params.yaml: {key} has a bad scheme name {name!r} (lowercase letters, digits and _, starting with a letter)"
-            )
-    return value
-
-
-_CHECKS = {
-    LoadDataParams: {"test_size": _split_fraction, "random_state": _seed},
-    TrainParams: {"standardize": _flag},
-    QuantizeParams: {
-        "scheme": _choice(SCHEMES),
-        "symmetric": _flag,
-        "signed": _flag,
-        "rounding": _choice(ROUNDINGS),
-        "scale_search": _choice(SCALE_SEARCHES),
-        "bias_correction": _flag,
-    },
-    IntegerQuantizeParams: {
-        "granularity": _choice(GRANULARITIES),
-        "calibration": _choice(CALIBRATIONS),
-        "weight_scale_search": _flag,
-        "bias_correction": _flag,
-    },
-    EvaluateParams: {"selfcheck_rows": _positive_int},
-    SweepParams: {"min_bits": _bit_width, "max_bits": _bit_width, "schemes": _scheme_names},
-}
-
-
-def _read(path: Path) -> dict:
+def load(section: str = "", path=PARAMS):
+    """The validated section ``section`` of params.yaml ('train', 'quantize.q8'...; '' the whole
+    file), or a PipelineError naming the first bad key."""
+    document = read(path)
+    keys = tuple(section.split(".")) if section else ()
+    node = document
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise PipelineError(f"params.yaml: section {'.'.join(keys[: depth + 1])} is missing")
+        node = node[key]
     try:
-        text = path.read_text()
+        return TypeAdapter(_annotation_at(Params, document, keys)).validate_python(node)
+    except ValidationError as error:
+        raise PipelineError(f"params.yaml: {_one_line(error.errors()[0], document, keys)}") from None
+
+
+def read(path=PARAMS) -> dict:
+    """params.yaml as DVC reads it (ruamel.yaml, YAML 1.2, a repeated key an error)."""
+    try:
+        text = open(path).read()
     except OSError as error:
         raise PipelineError(f"cannot read {path}: {error.strerror}") from None
     try:
-        document = YAML(typ="safe").load(text)  # as DVC loads it
+        document = YAML(typ="safe").load(text)
     except YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(document, dict):
@@ -173,59 +122,72 @@ def _read(path: Path) -> dict:
     return document
 
 
-def _section(document: dict, dotted: str):
-    node: Any = document
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise PipelineError(f"params.yaml: section {dotted} is missing")
-        node = node[part]
-    if not isinstance(node, dict):
-        raise PipelineError(f"params.yaml: {dotted} must be a mapping of keys, got {node!r}")
+def _one_line(error: dict, document: dict, section: tuple) -> str:
+    """pydantic's error as 'key: what is wrong, got value', the key dotted from the file's top."""
+    keys, node = list(section), document
+    for key in section:
+        node = node[key]
+    for part in error["loc"]:
+        # a tagged union puts the tag (the scheme's name) into the path: it is not a key
+        if isinstance(node, dict) and part not in node and part == node.get("scheme"):
+            continue
+        if part == "[key]":
+            break
+        keys.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    where = ".".join(keys) or "params.yaml"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(document, keys[:-1])
+        return f"{'.'.join(keys[:-1])} has unknown key {keys[-1]!r} (allowed keys: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind.startswith("union_tag"):
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"{where}.scheme must be one of {expected.replace(chr(39), '')}; got {error['input'].get('scheme')!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "value_error":  # a check across keys (sweep's bit range)
+        return f"{where}: {message}"
+    return f"{where}: {message[0].lower()}{message[1:]}, got {error['input']!r}"
+
+
+def _allowed_keys(document: dict, keys: list[str]) -> list[str]:
+    model = _member(_annotation_at(Params, document, tuple(keys)), _walk(document, keys))
+    return list(model.model_fields) if model else []
+
+
+def _walk(document: dict, keys) -> object:
+    node = document
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
     return node
 
 
-def _build(cls, document: dict, dotted: str):
-    section = _section(document, dotted)
-    checks = _CHECKS[cls]
-    allowed = ", ".join(checks)
-    for key in section:
-        if key not in checks:
-            raise PipelineError(f"params.yaml: {dotted} has unknown key {key!r} (allowed keys: {allowed})")
-    values = {}
-    for field in fields(cls):
-        if field.name not in section:
-            raise PipelineError(f"params.yaml: {dotted}.{field.name} is missing (allowed keys: {allowed})")
-        values[field.name] = checks[field.name](f"{dotted}.{field.name}", section[field.name])
-    return cls(**values)
+def _annotation_at(model, document: dict, keys: tuple):
+    """What validates the value at ``keys``: a model's field, a dict's values, a scheme's member."""
+    annotation = model
+    for depth, key in enumerate(keys):
+        member = _member(annotation, _walk(document, keys[:depth]))
+        if member is not None:
+            field = member.model_fields[key]
+            annotation = Annotated[field.annotation, field]  # with its constraints and discriminator
+        else:  # dict[str, X]
+            annotation = get_args(_unwrapped(annotation))[1]
+    return annotation
 
 
-def load_data_params(path: Path = PARAMS) -> LoadDataParams:
-    return _build(LoadDataParams, _read(path), "load_data")
+def _unwrapped(annotation):
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
-def train_params(path: Path = PARAMS) -> TrainParams:
-    return _build(TrainParams, _read(path), "train")
-
-
-def quantize_params(model_name: str, path: Path = PARAMS) -> QuantizeParams:
-    """The section ``quantize.<model_name>`` ('q8' or 'q16'), read by that quantize stage only."""
-    return _build(QuantizeParams, _read(path), f"quantize.{model_name}")
-
-
-def integer_quantize_params(path: Path = PARAMS) -> IntegerQuantizeParams:
-    """The section ``quantize.q8int``, read by stage quantize-8int only."""
-    return _build(IntegerQuantizeParams, _read(path), "quantize.q8int")
-
-
-def evaluate_params(path: Path = PARAMS) -> EvaluateParams:
-    return _build(EvaluateParams, _read(path), "evaluate")
-
-
-def sweep_params(path: Path = PARAMS) -> SweepParams:
-    """The section ``sweep``; each ``sweep.schemes.<name>`` takes the keys and checks of ``quantize.q8``."""
-    document = _read(path)
-    params = _build(SweepParams, document, "sweep")
-    if params.min_bits > params.max_bits:
-        raise PipelineError(f"params.yaml: sweep.min_bits ({params.min_bits}) must not exceed sweep.max_bits ({params.max_bits})")
-    schemes = {name: _build(QuantizeParams, document, f"sweep.schemes.{name}") for name in params.schemes}
-    return dataclasses.replace(params, schemes=schemes)
+def _member(annotation, node) -> type[BaseModel] | None:
+    """The model ``annotation`` stands for at ``node``: itself, or the union member whose
+    ``scheme`` is the node's."""
+    annotation = _unwrapped(annotation)
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    for member in members:
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            tag = member.model_fields.get("scheme")
+            if tag is None or (isinstance(node, dict) and node.get("scheme") in get_args(tag.annotation)):
+                return member
+    return None

@@ -9,26 +9,25 @@ exported to ONNX (MatMulInteger) by `export-onnx`.
 
 from __future__ import annotations
 
-import dataclasses
-
 from housing_predictor import paths
-from housing_predictor.artifacts import load_model, save_model
 from housing_predictor.errors import run_guarded
 from housing_predictor.integer import quantize_integer
+from housing_predictor.modelfile import load_model, save_model
 from housing_predictor.quantization import dequantize_model
+from stages import params
 from stages.dataset import read_split
-from stages.params import integer_quantize_params
-
-SCHEME = "integer"
 
 
 def main() -> None:
-    params = integer_quantize_params()
+    options = params.load("quantize.q8int")
     saved = load_model(paths.model_file("float"))
     train_X, _ = read_split(paths.TRAIN_CSV)
-    tensors = quantize_integer(dequantize_model(saved.tensors, "float"), train_X, **dataclasses.asdict(params))
-    provenance = {**saved.params, "quantize": {paths.INTEGER_MODEL: dataclasses.asdict(params)}}
-    save_model(paths.model_file(paths.INTEGER_MODEL), tensors, scheme=SCHEME, bits=8, features=saved.features, params=provenance)
+    tensors = quantize_integer(dequantize_model(saved.tensors, "float"), train_X, options)
+    provenance = {**saved.params, "quantize": {paths.INTEGER_MODEL: options.model_dump()}}
+    bits = paths.MODEL_BITS[paths.INTEGER_MODEL]
+    save_model(
+        paths.model_file(paths.INTEGER_MODEL), tensors, scheme="integer", bits=bits, features=saved.features, params=provenance
+    )
 
 
 if __name__ == "__main__":

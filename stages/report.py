@@ -9,8 +9,8 @@ and how the other published methods fared on the same split.
 from __future__ import annotations
 
 from housing_predictor import paths
-from housing_predictor.artifacts import read_json, write_atomic
 from housing_predictor.errors import run_guarded
+from housing_predictor.files import read_json, write_atomic
 
 # The published write-ups' methods on the same data and split (float R² 0.575788), reproducible
 # here as schemes published_a and published_b (tests/test_quantization_real.py checks them). Rows

@@ -3,27 +3,27 @@ predictor), and record its fit on the training split."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 import numpy as np
 
 from housing_predictor import paths
-from housing_predictor.artifacts import save_model, write_atomic, write_json
 from housing_predictor.errors import run_guarded
-from housing_predictor.linear import LinearParams
+from housing_predictor.files import write_atomic, write_json
+from housing_predictor.linear import FEATURES, LinearParams
+from housing_predictor.modelfile import FLOAT_BITS, save_model
 from housing_predictor.quantization import float_tensors
-from stages.dataset import FEATURES, read_split
-from stages.params import TrainParams, load_data_params, train_params
+from stages import params
+from stages.dataset import read_split
 
 
-def fit(X: np.ndarray, y: np.ndarray, params: TrainParams):
-    """A plain LinearRegression, behind a StandardScaler when ``params.standardize``."""
+def fit(X: np.ndarray, y: np.ndarray, train: params.Train):
+    """A plain LinearRegression, behind a StandardScaler when ``train.standardize``."""
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    estimator = make_pipeline(StandardScaler(), LinearRegression()) if params.standardize else LinearRegression()
+    estimator = make_pipeline(StandardScaler(), LinearRegression()) if train.standardize else LinearRegression()
     return estimator.fit(X, y)
 
 
@@ -49,16 +49,21 @@ def fit_metrics(y: np.ndarray, predictions: np.ndarray) -> dict:
 def main() -> None:
     import joblib
 
-    params = train_params()
-    provenance = {"load_data": dataclasses.asdict(load_data_params()), "train": dataclasses.asdict(params)}
+    train = params.load("train")
+    provenance = {"load_data": params.load("load_data").model_dump(), "train": train.model_dump()}
     X, y = read_split(paths.TRAIN_CSV)
-    estimator = fit(X, y, params)
+    estimator = fit(X, y, train)
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
     write_atomic(paths.SKLEARN_MODEL, buffer.getvalue())
     model = linear_params(estimator)
     save_model(
-        paths.model_file("float"), float_tensors(model), scheme="float", bits=64, features=list(FEATURES), params=provenance
+        paths.model_file("float"),
+        float_tensors(model),
+        scheme="float",
+        bits=FLOAT_BITS,
+        features=list(FEATURES),
+        params=provenance,
     )
     # Nested under "train": `dvc metrics show`/`exp show` print train.r2, never to be taken for a test score.
     write_json(paths.TRAIN_METRICS, {"train": fit_metrics(y, estimator.predict(X))})

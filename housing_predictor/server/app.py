@@ -2,7 +2,7 @@
 ``/ping`` and ``/invocations``, over the models the CLI loads.
 
 Like KServe's and MLServer's servers: a model is loaded once, validated by the CLI's own loader
-(models.load_linear), and predicts with the CLI's arithmetic; the app owns routing, health,
+(housing_predictor.models), and predicts with the CLI's arithmetic; the app owns routing, health,
 metadata and errors. Every error is JSON ``{"error": "..."}`` with its status; a client never
 sees a traceback (a bug in our code is a 500 whose details go to the server's log only).
 
@@ -20,7 +20,6 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from starlette.applications import Starlette
@@ -29,11 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from housing_predictor import paths
-from housing_predictor.errors import PipelineError
-from housing_predictor.integer import IntegerModel
-from housing_predictor.linear import LinearParams
-from housing_predictor.models import load_linear, params_hash, predict_rows
+from housing_predictor.models import Model, PredictionOverflow, load_models
 from housing_predictor.server import protocol
 from housing_predictor.server.protocol import RequestError
 
@@ -42,42 +37,6 @@ PLATFORM = "housing-mlops-linear"  # numpy, the predictor's own model format
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
 logger = logging.getLogger("uvicorn.error")
-
-
-class ServedModel(NamedTuple):
-    name: str
-    version: str  # sha256 of the params that built it (the CLI's --version params_sha256)
-    features: list[str]
-    scheme: str
-    bits: int
-    linear: LinearParams | IntegerModel
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
-        predictions, overflowing = predict_rows(self.linear, X)
-        if overflowing is not None:
-            raise protocol.bad_request(f"row {overflowing}: the prediction overflows float64 (feature values too large)")
-        return predictions
-
-
-def model_names(models_dir: Path) -> list[str]:
-    """The models to serve: float, q8 and q16 (paths.MODEL_NAMES, all required), and the
-    integer-only q8int when its file is there (an image built before it existed has none)."""
-    optional = [paths.INTEGER_MODEL] if paths.model_file(paths.INTEGER_MODEL, Path(models_dir)).exists() else []
-    return [*paths.MODEL_NAMES, *optional]
-
-
-def load_models(models_dir: Path) -> dict[str, ServedModel]:
-    """Every model, verified by the CLI's loader; a missing or corrupted file is a PipelineError."""
-    models = {}
-    for name in model_names(models_dir):
-        saved, linear = load_linear(name, Path(models_dir))
-        models[name] = ServedModel(name, params_hash(saved.params), saved.features, saved.scheme, saved.bits, linear)
-    features = models[paths.MODEL_NAMES[0]].features
-    for model in models.values():
-        if model.features != features:
-            raise PipelineError(f"model {model.name} reads features {model.features}, model {paths.MODEL_NAMES[0]} {features}")
-    return models
 
 
 class Readiness:
@@ -109,6 +68,14 @@ def _unready_on_sigterm(readiness: Readiness, drain_seconds: float) -> None:
         loop.call_soon_threadsafe(loop.call_later, drain_seconds, server_handler, signum, None)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def predict(model: Model, X: np.ndarray) -> np.ndarray:
+    """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
+    try:
+        return model.predict(X)
+    except PredictionOverflow as error:
+        raise protocol.bad_request(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +130,7 @@ async def internal_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def create_app(
-    models: dict[str, ServedModel],
+    models: dict[str, Model],
     invocations_model: str,
     max_body_bytes: int,
     drain_seconds: float = 0.0,
@@ -171,7 +138,7 @@ def create_app(
     """The ASGI app serving ``models``; /invocations predicts with ``invocations_model``."""
     readiness = Readiness()
 
-    def model_of(request: Request) -> ServedModel:
+    def model_of(request: Request) -> Model:
         name = request.path_params["model"]
         if name not in models:
             raise RequestError(404, f"model {name!r} does not exist: the models are {', '.join(models)}")
@@ -211,7 +178,7 @@ def create_app(
                     }
                 ],
                 "outputs": [{"name": protocol.OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
-                "parameters": {"scheme": model.scheme, "bits": model.bits},
+                "parameters": {"scheme": model.saved.scheme, "bits": model.saved.bits},
             }
         )
 
@@ -224,7 +191,7 @@ def create_app(
             raise RequestError(415, f"content type {media_type(request)!r} is not supported: send application/json")
         document = protocol.parse_json(await read_body(request, max_body_bytes))
         X, request_id = protocol.v2_features(document, model.features)
-        return JSONResponse(protocol.v2_response(model.name, model.version, model.predict(X), request_id))
+        return JSONResponse(protocol.v2_response(model.name, model.version, predict(model, X), request_id))
 
     async def ping(request: Request) -> Response:
         return readiness_response({"status": "healthy" if readiness.ready else "shutting down"})
@@ -241,7 +208,7 @@ def create_app(
             X = protocol.csv_features(body, model.features)
         else:
             X = protocol.invocation_features(protocol.parse_json(body), model.features)
-        return JSONResponse({"predictions": model.predict(X).tolist()})
+        return JSONResponse({"predictions": predict(model, X).tolist()})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -8,7 +8,7 @@ Two wire formats arrive at the server:
 
 Each is validated here, once, into ``X`` (n_rows, n_features) float64 in the model's feature order;
 anything a client can get wrong is a ``RequestError`` naming the problem, which the app sends as
-``{"error": ...}`` with its status. The CSV path is the CLI's own reader (predict.read_table), and
+``{"error": ...}`` with its status. The CSV path is the CLI's own reader (csv_io.read_table), and
 JSON numbers are read by Python's ``float``, which rounds as the CLI's reader does: the same rows
 give the same float64 values, and so the same predictions, bit for bit.
 """
@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from housing_predictor.csv_io import read_table
 from housing_predictor.errors import PipelineError
 
 DATATYPES = ("FP32", "FP64")  # what a V2 input may be; predictions are always FP64
@@ -203,10 +204,8 @@ INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "inputs", "instances"
 
 def csv_features(body: bytes, features: list[str]) -> np.ndarray:
     """A CSV body (header naming the features, any order) through the CLI's own reader."""
-    from housing_predictor.predict import read_table  # the CLI's module: loaded once the server runs
-
     try:
-        return np.concatenate([rows for _, rows in read_table(io.BytesIO(body), features, "request body")])
+        return np.concatenate(list(read_table(io.BytesIO(body), features, "request body")))
     except PipelineError as error:
         raise bad_request(str(error)) from None
 

@@ -1,73 +1,22 @@
-"""Running `serve`: its settings (options, else environment variables, checked once) and uvicorn.
+"""Running `serve`: the models loaded and verified, then uvicorn serving the app until SIGTERM.
 
-Imported only when `serve` runs (housing_predictor/serve.py is the command's light front).
+Imported only when `serve` runs (the CLI's other commands never load uvicorn or Starlette).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import math
-import os
 import signal
 from pathlib import Path
-from typing import NamedTuple
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from housing_predictor.errors import PipelineError
-from housing_predictor.serve import DEFAULT_HOST, DEFAULT_PORT
-from housing_predictor.server.app import app_factory, create_app, load_models
-
-DEFAULT_MAX_BODY_BYTES = 8 << 20  # ~80,000 CSV rows; a JSON body's numbers take ~4x as much memory
-DEFAULT_LIMIT_CONCURRENCY = 256
-
-
-class Settings(NamedTuple):
-    host: str
-    port: int
-    workers: int
-    limit_concurrency: int
-    max_body_bytes: int
-    drain_seconds: float
-    graceful_timeout: float
-    access_log: bool
-    invocations_model: str
-
-
-def _number(name: str, option: object, kind: type, default: float, minimum: float) -> float:
-    """An option's value, else the environment variable ``name``'s, else ``default``; checked."""
-    text = option if option is not None else os.environ.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise PipelineError(f"{name}={text!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if not (math.isfinite(value) and value >= minimum):
-        raise PipelineError(f"{name}={text!r} must be a finite number >= {minimum}")
-    return value
-
-
-def settings(args: argparse.Namespace) -> Settings:
-    access_log = os.environ.get("SERVE_ACCESS_LOG", "1")
-    if access_log not in ("0", "1"):
-        raise PipelineError(f"SERVE_ACCESS_LOG={access_log!r} must be 1 (log every request) or 0")
-    port = _number("SERVE_PORT", args.port, int, DEFAULT_PORT, 0)
-    if port > 65535:
-        raise PipelineError(f"port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
-    return Settings(
-        host=args.host or os.environ.get("SERVE_HOST") or DEFAULT_HOST,
-        port=port,
-        workers=_number("WEB_CONCURRENCY", args.workers, int, 1, 1),
-        limit_concurrency=_number("SERVE_LIMIT_CONCURRENCY", None, int, DEFAULT_LIMIT_CONCURRENCY, 1),
-        max_body_bytes=_number("SERVE_MAX_BODY_BYTES", None, int, DEFAULT_MAX_BODY_BYTES, 1),
-        drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, 0.0, 0),
-        graceful_timeout=_number("SERVE_GRACEFUL_TIMEOUT", None, float, 30.0, 0),
-        access_log=access_log == "1",
-        invocations_model=args.invocations_model or os.environ.get("SERVE_INVOCATIONS_MODEL") or "float",
-    )
+from housing_predictor.models import load_models
+from housing_predictor.server.app import app_factory, create_app
+from housing_predictor.server.settings import settings
 
 
 def serve(args: argparse.Namespace) -> None:

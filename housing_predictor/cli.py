@@ -1,22 +1,21 @@
-"""The predictor: `python -m housing_predictor`, the container's entrypoint. numpy and safetensors only.
+"""The command line, `python -m housing_predictor` (the image's entrypoint). numpy and safetensors only.
 
-    predict --model {float,q8,q16} [--input FILE] [--output FILE]
+    predict --model {float,q8,q16,q8int} [--input FILE] [--output FILE]
         CSV in (a header naming the 8 features, any column order), CSV out (one `prediction` column).
     selfcheck
         Every model on the holdout sample the evaluate stage exported (models/selfcheck.csv): each
         must reproduce its expected predictions to 1e-9, and each quantized model's deviation from
         the float model must match metrics/evaluate.json. No network, no data set.
-    serve [--host HOST] [--port PORT]
-        The models over HTTP: Open Inference Protocol (V2) and /invocations (housing_predictor/serve.py).
+    serve [--host HOST] [--port PORT] [--workers N] [--invocations-model NAME]
+        The models over HTTP: Open Inference Protocol (V2) and /invocations (housing_predictor/server/).
     --version
         Provenance as JSON: git commit (env GIT_COMMIT, else `git rev-parse HEAD` in a checkout),
-        per model its params and their hash, the metrics.
+        per model its params and their hash (the version the server serves), the metrics.
 
-CSV is read by numpy's C reader in blocks (csv_io), so memory stays flat for any input size;
-predictions are written with ``repr``, the shortest text that reads back as the same float64, to a
-target that is respected (output). Bad input is one line on stderr and exit 2
-(housing_predictor.errors.run_guarded); lines are numbered counting the header as line 1. SIGTERM,
-SIGHUP and SIGINT end the run with one line and exit 128 + the signal's number.
+CSV is read in blocks (csv_io), so memory stays flat for any input size; predictions are written
+with ``repr``, the shortest text that reads back as the same float64, to a target that is
+respected (output). Bad input is one line on stderr and exit 2, a stop signal one line and exit
+128 + its number (errors.run_guarded); lines are numbered counting the header as line 1.
 """
 
 from __future__ import annotations
@@ -32,13 +31,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-from housing_predictor import paths, serve
-from housing_predictor.artifacts import read_json
-from housing_predictor.csv_io import read_table  # also part of this module's interface (the HTTP server's)
+from housing_predictor import paths
+from housing_predictor.csv_io import read_table
 from housing_predictor.errors import PipelineError, run_guarded
+from housing_predictor.files import read_json
 from housing_predictor.linear import TARGET_UNIT_USD
-from housing_predictor.models import load_linear, load_saved, params_hash, predict_rows  # noqa: F401 (interface)
-from housing_predictor.output import Stopped, open_output, stdout_writer, stop_on_signals
+from housing_predictor.models import Model, PredictionOverflow, load_models
+from housing_predictor.output import open_output, stdout_writer
+from housing_predictor.server import settings as server_settings
 
 PROG = "python -m housing_predictor"
 SELFCHECK_TOLERANCE = 1e-9  # absolute, in the target's unit ($100,000)
@@ -67,22 +67,20 @@ def format_predictions(predictions: np.ndarray) -> bytes:
     return ("\n".join(map(repr, predictions.tolist())) + "\n").encode()
 
 
-# ---------------------------------------------------------------------------------------------
-# Commands (models are loaded and verified by housing_predictor.models)
-# ---------------------------------------------------------------------------------------------
-
-
 def predict_command(args: argparse.Namespace) -> None:
     """Stream the input CSV to predictions, block by block."""
-    saved, model = load_linear(args.model, Path(args.models_dir))
+    model = Model(args.model, Path(args.models_dir))
     with open_input(args.input) as (stream, source), open_output(args.output, _fstat(stream)) as write:
         header = f"{OUTPUT_COLUMN}\n".encode()  # written with the first rows: a bad input writes nothing
         rows_done = 0
-        for _, X in read_table(stream, saved.features, source):
-            predictions, overflowing = predict_rows(model, X)
-            if overflowing is not None:
-                row = rows_done + overflowing + 1
-                raise PipelineError(f"{source}: the prediction of data row {row} overflows float64 (its values are too large)")
+        for X in read_table(stream, model.features, source):
+            try:
+                predictions = model.predict(X)
+            except PredictionOverflow as overflow:
+                row = rows_done + overflow.row + 1
+                raise PipelineError(
+                    f"{source}: the prediction of data row {row} overflows float64 (its values are too large)"
+                ) from None
             write(header + format_predictions(predictions))
             header = b""
             rows_done += len(X)
@@ -98,22 +96,19 @@ def _fstat(stream: BinaryIO) -> os.stat_result | None:
 def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> list[str]:
     """Every model on the exported holdout sample; returns the report lines, raises on a mismatch."""
     metrics = read_json(metrics_path, "metrics file")
-    loaded = {name: load_linear(name, models_dir) for name in paths.MODEL_NAMES}
-    features = loaded["float"][0].features
-    for name, (saved, _) in loaded.items():
-        if saved.features != features:
-            raise PipelineError(f"model {name} reads features {saved.features}, the float model {features}")
-    columns = [*features, *paths.MODEL_NAMES]
+    models = load_models(models_dir)
+    features = models["float"].features
+    columns = [*features, *models]
     try:
         with open(sample_path, "rb") as stream:
-            sample = np.concatenate([rows for _, rows in read_table(stream, columns, f"selfcheck sample {sample_path}")])
+            sample = np.concatenate(list(read_table(stream, columns, f"selfcheck sample {sample_path}")))
     except FileNotFoundError:
         raise PipelineError(f"selfcheck sample {sample_path} is missing: run `dvc repro` (stage evaluate writes it)") from None
-    X, expected = sample[:, : len(features)], dict(zip(paths.MODEL_NAMES, sample[:, len(features) :].T, strict=True))
-    predictions = {name: model.predict(X) for name, (_, model) in loaded.items()}
+    X, expected = sample[:, : len(features)], dict(zip(models, sample[:, len(features) :].T, strict=True))
+    predictions = {name: model.predict(X) for name, model in models.items()}
 
     report, failures = [], []
-    for name in paths.MODEL_NAMES:
+    for name in models:
         error = float(np.max(np.abs(predictions[name] - expected[name])))
         line = f"{name}: {len(X)} rows, max |prediction - expected| = {error:.3g}"
         if not error <= SELFCHECK_TOLERANCE:
@@ -134,7 +129,7 @@ def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> li
         report.append(line)
     if failures:
         raise PipelineError("selfcheck failed: " + "; ".join(failures))
-    return [*report, f"selfcheck passed: {len(loaded)} models agree with {sample_path} and {metrics_path}"]
+    return [*report, f"selfcheck passed: {len(models)} models agree with {sample_path} and {metrics_path}"]
 
 
 def selfcheck_command(args: argparse.Namespace) -> None:
@@ -142,21 +137,18 @@ def selfcheck_command(args: argparse.Namespace) -> None:
     stdout_writer()("".join(f"{line}\n" for line in report).encode())
 
 
+def serve_command(args: argparse.Namespace) -> None:
+    from housing_predictor.server.run import serve  # uvicorn and Starlette: loaded for `serve` only
+
+    serve(args)
+
+
 def provenance(models_dir: Path, metrics_path: Path) -> dict:
     """What built these models: the commit, each model's params (and their hash), the metrics."""
-    models = {}
-    for name in paths.MODEL_NAMES:
-        saved = load_saved(name, models_dir)
-        models[name] = {
-            "scheme": saved.scheme,
-            "bits": saved.bits,
-            "params_sha256": params_hash(saved.params),
-            "params": saved.params,
-        }
     return {
         "git_commit": os.environ.get("GIT_COMMIT") or checkout_commit() or "unknown",
         "image_version": os.environ.get("IMAGE_VERSION") or "unknown",
-        "models": models,
+        "models": {name: model.metadata() for name, model in load_models(models_dir).items()},
         "metrics": read_json(metrics_path, "metrics file"),
     }
 
@@ -205,7 +197,7 @@ def argument_parser() -> ArgumentParser:
         description="Read CSV with a header naming the 8 features (any order), write CSV with one `prediction` column "
         "(in $100,000), one row per input row. Lines in messages count the header as line 1.",
     )
-    predict.add_argument("--model", required=True, choices=paths.ALL_MODEL_NAMES, help="which model predicts")
+    predict.add_argument("--model", required=True, choices=paths.MODELS, help="which model predicts")
     predict.add_argument("--input", help="CSV file to read (default: stdin)")
     predict.add_argument("--output", help="CSV file to write, replaced only when the run succeeds (default: stdout)")
     predict.set_defaults(run=predict_command)
@@ -216,7 +208,14 @@ def argument_parser() -> ArgumentParser:
         f"{SELFCHECK_TOLERANCE:g} and the quantized models' deviations match the metrics file.",
     )
     selfcheck.set_defaults(run=selfcheck_command)
-    serve.add_parser(commands)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the models over HTTP (Open Inference Protocol V2, /invocations)",
+        description="Serve every model over HTTP: the Open Inference Protocol (V2) REST API and MLflow/SageMaker's "
+        "/ping and /invocations. Options override the SERVE_* environment variables (docs/serving.md).",
+    )
+    server_settings.add_arguments(serve)
+    serve.set_defaults(run=serve_command)
     return parser
 
 
@@ -231,16 +230,5 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args)
 
 
-def entrypoint() -> None:
-    """``main`` with bad input as one line and exit 2, a stop signal as one line and exit 128 + its
-    number."""
-    stop_on_signals()
-    try:
-        run_guarded(main)
-    except Stopped as stopped:
-        print(f"error: {stopped}", file=sys.stderr)
-        sys.exit(stopped.exit_code)
-
-
 if __name__ == "__main__":
-    entrypoint()
+    run_guarded(main)
