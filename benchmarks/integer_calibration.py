@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from housing_predictor import integer, paths  # noqa: E402
-from housing_predictor.artifacts import load_model  # noqa: E402
+from housing_predictor.modelfile import load_model  # noqa: E402
 from housing_predictor.quantization import dequantize_model  # noqa: E402
 from stages.dataset import read_split  # noqa: E402
+from stages.params import IntegerOnly  # noqa: E402
 
 SEED = 15
+GRANULARITIES = typing.get_args(IntegerOnly.model_fields["granularity"].annotation)
+CALIBRATIONS = typing.get_args(IntegerOnly.model_fields["calibration"].annotation)
+
+
+def options(granularity: str, calibration: str) -> IntegerOnly:
+    return IntegerOnly(granularity=granularity, calibration=calibration, weight_scale_search=True, bias_correction=True)
 
 
 def main() -> None:
@@ -42,20 +50,13 @@ def main() -> None:
     print(
         f"{'granularity':12} {'calibration':12} {'held-out rms':>13} {'held-out max':>13} {'fitted rms':>11} {'clipped rows':>13}"
     )
-    for granularity in integer.GRANULARITIES:
-        for calibration in integer.CALIBRATIONS:
+    for granularity in GRANULARITIES:
+        for calibration in CALIBRATIONS:
             held_out = np.empty(len(X))
             fitted_sq, clipped = [], 0
             for fold in range(folds):
                 fit_rows, test_rows = fold_of != fold, fold_of == fold
-                tensors = integer.quantize_integer(
-                    model,
-                    X[fit_rows],
-                    granularity=granularity,
-                    calibration=calibration,
-                    weight_scale_search=True,
-                    bias_correction=True,
-                )
+                tensors = integer.quantize_integer(model, X[fit_rows], options(granularity, calibration))
                 held_out[test_rows] = integer.predict(tensors, X[test_rows]) - target[test_rows]
                 fitted_sq.append(np.mean((integer.predict(tensors, X[fit_rows]) - target[fit_rows]) ** 2))
                 clipped += int(integer.saturated(tensors, X[test_rows]).sum())
@@ -66,11 +67,9 @@ def main() -> None:
     float_pred = model.predict(test_X)
     print(f"\ntest split, {len(test_X)} rows, calibrated on the whole training split")
     print(f"{'granularity':12} {'calibration':12} {'rms':>8} {'max':>8} {'R² drop':>9} {'clipped rows':>13}")
-    for granularity in integer.GRANULARITIES:
-        for calibration in integer.CALIBRATIONS:
-            tensors = integer.quantize_integer(
-                model, X, granularity=granularity, calibration=calibration, weight_scale_search=True, bias_correction=True
-            )
+    for granularity in GRANULARITIES:
+        for calibration in CALIBRATIONS:
+            tensors = integer.quantize_integer(model, X, options(granularity, calibration))
             pred = integer.predict(tensors, test_X)
             rms = float(np.sqrt(np.mean((pred - float_pred) ** 2)))
             drop = r2(test_y, float_pred) - r2(test_y, pred)

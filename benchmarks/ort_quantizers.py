@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from housing_predictor import paths  # noqa: E402
-from housing_predictor.artifacts import load_model  # noqa: E402
+from housing_predictor.modelfile import load_model  # noqa: E402
 from housing_predictor.quantization import dequantize_model, float_tensors  # noqa: E402
 from stages import export_onnx  # noqa: E402
 from stages.dataset import read_split  # noqa: E402

@@ -3,12 +3,11 @@ and the sweep's compute.
 
     python benchmarks/pipeline_benchmark.py [--repeats 3]
 
-Targets (issue "The DVC pipeline"): cold repro of all stages (five then; seven since issue 15) <= 6 s; a no-op repro <= 1.2x
-the no-op repro of a one-stage pipeline; changing only a quantize param re-runs only that quantize
-stage and evaluate. Issue "The quantization study": with the sixth stage, sweep, a cold repro of
-every stage <= 7 s, and the sweep's compute (60 models quantized and scored, without Python's
-start-up, imports and file reading) <= 1 s. Prints figures; asserts nothing (times depend on the
-machine and its load).
+Targets: a cold repro of every stage <= 7 s (set when there were six stages); a no-op repro <=
+1.2x the no-op repro of a one-stage pipeline; changing only a quantize param re-runs only that
+quantize stage and the stages that read its model; the sweep's compute (every model of the sweep
+quantized and scored, without Python's start-up, imports and file reading) <= 1 s. Prints
+figures; asserts nothing (times depend on the machine and its load).
 Needs the project's venv on PATH (source scripts/env.sh); the data comes from scikit-learn's folder.
 """
 
@@ -24,35 +23,29 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 DVC = [sys.executable, "-m", "dvc"]
-STAGE_COMMANDS = {
-    "load-data": "python -m stages.load_data",
-    "train": "python -m stages.train",
-    "quantize-8": "python -m stages.quantize --bits 8",
-    "quantize-16": "python -m stages.quantize --bits 16",
-    "quantize-8int": "python -m stages.quantize_int",
-    "export-onnx": "python -m stages.export_onnx",
-    "evaluate": "python -m stages.evaluate",
-    "sweep": "python -m stages.sweep",
-}
+# Each stage's command, as dvc.yaml runs it (a new stage is measured without an edit here).
+STAGE_COMMANDS = {name: stage["cmd"] for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items()}
 # The sweep's compute alone, in a built clone: inputs loaded first, then sweep() timed.
 SWEEP_COMPUTE = """
 import time
 from housing_predictor import paths
-from housing_predictor.artifacts import load_model
+from housing_predictor.modelfile import load_model
 from housing_predictor.quantization import dequantize_model
 from stages.dataset import read_split
-from stages.params import sweep_params
+from stages import params
 from stages.sweep import sweep
 import sklearn.metrics  # imported by the stage anyway; not part of the compute
 
-params = sweep_params()
+study = params.load("sweep")
 model = dequantize_model(load_model(paths.model_file("float")).tensors, "float")
 train_X, _ = read_split(paths.TRAIN_CSV)
 test_X, test_y = read_split(paths.TEST_CSV)
 start = time.perf_counter()
-figures = sweep(model, train_X, test_X, test_y, params.schemes, range(params.min_bits, params.max_bits + 1))
+figures = sweep(model, train_X, test_X, test_y, study.schemes, range(study.min_bits, study.max_bits + 1))
 print(time.perf_counter() - start, sum(map(len, figures.values())))
 """
 

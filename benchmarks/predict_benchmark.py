@@ -1,4 +1,4 @@
-"""Figures for the predictor (issue 11's targets): throughput against pandas, peak memory, cold start.
+"""Figures for the predictor: throughput against pandas, peak memory, cold start, runtime size.
 
     python benchmarks/predict_benchmark.py [--models-dir models] [--rows 1000000] [--repeat 3]
 
@@ -34,7 +34,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from housing_predictor import csv_io, paths, predict  # noqa: E402
+from housing_predictor import csv_io, paths  # noqa: E402
+from housing_predictor.cli import format_predictions  # noqa: E402
+from housing_predictor.models import Model  # noqa: E402
 
 BENCHMARK_REQUIREMENTS = REPO / "benchmarks" / "requirements.txt"
 # The baselines do the predictor's job with another library: read the CSV, predict with the float
@@ -154,26 +156,24 @@ def predict_command(app: Path, model: str, source: Path, target: Path) -> list[s
 
 def breakdown(app: Path, model: str, source: Path, target: Path) -> dict[str, float]:
     """Seconds per step of one `predict` run, done step by step in this process."""
-    saved, linear = predict.load_linear(model, app / "models")
-    spent = dict.fromkeys(("read lines", "numpy.loadtxt", "predict", "format", "write"), 0.0)
+    model = Model(model, app / "models")
+    spent = dict.fromkeys(("read and decode lines", "numpy.loadtxt", "predict", "format", "write"), 0.0)
     with open(source, "rb") as stream, open(target, "wb") as out:
-        blocks = csv_io.iter_blocks(stream, "input")
+        blocks = csv_io._blocks(stream, "input", csv_io.BLOCK_CHARS)
         _, first = next(blocks)
-        header_line, _, first = first.partition(b"\n")
-        header = csv_io.parse_header(header_line, "input")
-        order = csv_io.column_order(header, saved.features, "input")
-        pending = [(2, first)]
+        header = csv_io.parse_header(first[0], "input")
+        order = csv_io.column_order(header, model.features, "input")
         clock = time.perf_counter()
-        for first_line, block in itertools.chain(pending, blocks):
-            spent["read lines"] += time.perf_counter() - clock
+        for first_line, lines in itertools.chain([(2, first[1:])], blocks):
+            spent["read and decode lines"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            X = csv_io.parse_rows(block, first_line, header, "input")[:, order]
+            X = csv_io.parse_rows(lines, first_line, header, "input")[:, order]
             spent["numpy.loadtxt"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            predictions = linear.predict(X)
+            predictions = model.predict(X)
             spent["predict"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            text = predict.format_predictions(predictions)
+            text = format_predictions(predictions)
             spent["format"] += time.perf_counter() - clock
             clock = time.perf_counter()
             out.write(text)
@@ -228,9 +228,9 @@ def training_stack_bytes() -> int:
 
 def baselines(models_dir: Path, big: Path, out: Path) -> dict[str, list[str]]:
     """The pandas and polars commands, for the libraries that are installed (a note for the others)."""
-    saved, model = predict.load_linear("float", models_dir)
-    weight, bias = model.folded()
-    argv = [str(big), str(out), json.dumps([weight.tolist(), bias]), json.dumps(saved.features)]
+    model = Model("float", models_dir)
+    weight, bias = model.arithmetic.folded()
+    argv = [str(big), str(out), json.dumps([weight.tolist(), bias]), json.dumps(model.features)]
     commands = {}
     for library, script in (("pandas", PANDAS_BASELINE), ("polars", POLARS_BASELINE)):
         if importable(library):
@@ -294,7 +294,7 @@ def main() -> None:
             print(f"  {name:38s}{min(times):6.3f}  {statistics.median(times):6.3f}   {ratios}")
 
         commands = baselines(models_dir, big, out)
-        commands |= {f"predict --model {m}": predict_command(app, m, big, out) for m in paths.MODEL_NAMES}
+        commands |= {f"predict --model {m}": predict_command(app, m, big, out) for m in paths.MODELS}
         runs = repeated(commands, args.repeat, cwd=app)
         reference = "pandas read_csv + write"
         baseline = min(t for t, _ in runs[reference]) if reference in runs else None

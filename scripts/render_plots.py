@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the project's packages, when run as a script
 
-from housing_predictor.artifacts import write_atomic  # noqa: E402
 from housing_predictor.errors import PipelineError, run_guarded  # noqa: E402
+from housing_predictor.files import write_atomic  # noqa: E402
 
 DEFAULT_OUT = REPO / "build" / "plots"
 README_OUT = REPO / "docs" / "plots"

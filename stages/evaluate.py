@@ -3,8 +3,7 @@
 Writes metrics/evaluate.json (scores, deviations from the float model, sizes), metrics/weights.json
 (every weight of q8 and q16: float value, code, dequantized value, error), the plot data in
 plots/, and models/selfcheck.csv, the holdout sample with every model's expected predictions that
-`python -m housing_predictor selfcheck` runs, then the report reports/quantization.md from those
-metrics (stages/report.py).
+`python -m housing_predictor selfcheck` runs.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from housing_predictor.models import load_models
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages import params
 from stages.dataset import read_split, write_csv
-from stages.report import write_report
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -149,7 +147,6 @@ def main() -> None:
     rows = selfcheck_rows(predictions, evaluate.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])
-    write_report()  # in this process: a second stage command would pay Python's start-up again
 
 
 if __name__ == "__main__":

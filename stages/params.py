@@ -104,7 +104,7 @@ def load(section: str = "", path=PARAMS):
     try:
         return TypeAdapter(_annotation_at(Params, document, keys)).validate_python(node)
     except ValidationError as error:
-        raise PipelineError(f"params.yaml: {_one_line(error.errors()[0], document, keys)}") from None
+        raise PipelineError(f"params.yaml: {_one_line(error.errors(), document, keys)}") from None
 
 
 def read(path=PARAMS) -> dict:
@@ -122,12 +122,33 @@ def read(path=PARAMS) -> dict:
     return document
 
 
-def _one_line(error: dict, document: dict, section: tuple) -> str:
-    """pydantic's error as 'key: what is wrong, got value', the key dotted from the file's top."""
-    keys, node = list(section), document
-    for key in section:
-        node = node[key]
-    for part in error["loc"]:
+def _one_line(errors: list[dict], document: dict, section: tuple) -> str:
+    """pydantic's first error as 'key: what is wrong, got value', the key dotted from the file's
+    top; unknown keys are named together with the keys allowed there."""
+    error, where = errors[0], _dotted(errors[0]["loc"], document, section)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = where[:-1]
+        extras = [_dotted(e["loc"], document, section) for e in errors if e["type"] == kind]
+        unknown = [keys[-1] for keys in extras if keys[:-1] == parent]
+        keys = "key " + repr(unknown[0]) if len(unknown) == 1 else "keys " + ", ".join(map(repr, unknown))
+        return f"{'.'.join(parent)} has unknown {keys} (allowed keys: {', '.join(_allowed_keys(document, parent))})"
+    if kind == "missing":
+        return f"{'.'.join(where)} is missing"
+    if kind.startswith("union_tag"):
+        expected = error.get("ctx", {}).get("expected_tags", "").replace("'", "")
+        return f"{'.'.join(where)}.scheme must be one of {expected}; got {error['input'].get('scheme')!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    if kind == "value_error":  # a check across keys (sweep's bit range)
+        return f"{'.'.join(where)}: {message}"
+    return f"{'.'.join(where)}: {message}, got {error['input']!r}"
+
+
+def _dotted(loc: tuple, document: dict, section: tuple) -> list[str]:
+    """The keys of pydantic's ``loc`` (relative to ``section``) from the file's top."""
+    keys, node = list(section), _walk(document, section)
+    for part in loc:
         # a tagged union puts the tag (the scheme's name) into the path: it is not a key
         if isinstance(node, dict) and part not in node and part == node.get("scheme"):
             continue
@@ -135,20 +156,7 @@ def _one_line(error: dict, document: dict, section: tuple) -> str:
             break
         keys.append(str(part))
         node = node.get(part) if isinstance(node, dict) else None
-    where = ".".join(keys) or "params.yaml"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(document, keys[:-1])
-        return f"{'.'.join(keys[:-1])} has unknown key {keys[-1]!r} (allowed keys: {', '.join(allowed)})"
-    if kind == "missing":
-        return f"{where} is missing"
-    if kind.startswith("union_tag"):
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return f"{where}.scheme must be one of {expected.replace(chr(39), '')}; got {error['input'].get('scheme')!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    if kind == "value_error":  # a check across keys (sweep's bit range)
-        return f"{where}: {message}"
-    return f"{where}: {message[0].lower()}{message[1:]}, got {error['input']!r}"
+    return keys
 
 
 def _allowed_keys(document: dict, keys: list[str]) -> list[str]:

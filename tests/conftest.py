@@ -13,7 +13,29 @@ from pathlib import Path
 
 import pytest
 
+from stages.params import Affine, LoadData
+
 REPO = Path(__file__).resolve().parents[1]
+# The split the published write-ups of this pipeline use, to which their figures belong
+# (../shared is not the project's: the figures are in tests/test_quantization_real.py).
+PUBLISHED_SPLIT = LoadData(test_size=0.2, random_state=42)
+
+
+def affine(**changes) -> Affine:
+    """Our scheme with the options the project recommends (params.yaml's quantize.q8), changed by ``changes``."""
+    options = {"symmetric": True, "signed": True, "rounding": "nearest", "scale_search": "mse", "bias_correction": True}
+    return Affine(scheme="affine", **{**options, **changes})
+
+
+def housing_split(split: LoadData = PUBLISHED_SPLIT):
+    """California Housing from scikit-learn's folder (downloading if missing), split as ``split``
+    says: X_train, X_test, y_train, y_test."""
+    from sklearn.datasets import fetch_california_housing
+    from sklearn.model_selection import train_test_split
+
+    X, y = fetch_california_housing(return_X_y=True)
+    return train_test_split(X, y, test_size=split.test_size, random_state=split.random_state)
+
 
 # Run `python` and `dvc` from the interpreter running the tests (the project's venv).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

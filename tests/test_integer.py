@@ -8,7 +8,7 @@ the training split's maximum 25.6) are clipped, which the report states (rms 0.1
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import numpy as np
 import pytest
@@ -16,11 +16,16 @@ import pytest
 from housing_predictor import integer
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
-from stages.params import TrainParams
+from stages import params
 from stages.train import fit, linear_params
 
-# params.yaml's quantize.q8int
-DEFAULTS = dict(granularity="per_feature", calibration="mse", weight_scale_search=True, bias_correction=True)
+COMMITTED = params.load("quantize.q8int")  # params.yaml's quantize.q8int
+GRANULARITIES = get_args(params.IntegerOnly.model_fields["granularity"].annotation)
+CALIBRATIONS = get_args(params.IntegerOnly.model_fields["calibration"].annotation)
+
+
+def options(**changes) -> params.IntegerOnly:
+    return params.IntegerOnly(**{**COMMITTED.model_dump(), **changes})
 
 
 class Split(NamedTuple):
@@ -36,13 +41,14 @@ def split() -> Split:
     from sklearn.model_selection import train_test_split
 
     X, y = fetch_california_housing(return_X_y=True)  # scikit-learn's folder, downloading if missing
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
-    return Split(X_train, X_test, y_test, linear_params(fit(X_train, y_train, TrainParams(standardize=True))))
+    split = params.load("load_data")
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=split.test_size, random_state=split.random_state)
+    return Split(X_train, X_test, y_test, linear_params(fit(X_train, y_train, params.Train(standardize=True))))
 
 
 @pytest.fixture(scope="module")
 def tensors(split) -> dict[str, np.ndarray]:
-    return integer.quantize_integer(split.model, split.X_train, **DEFAULTS)
+    return integer.quantize_integer(split.model, split.X_train, COMMITTED)
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -95,7 +101,7 @@ def test_int8_by_int8_over_8_features_cannot_overflow(tensors):
 def test_bias_that_would_overflow_is_refused(split):
     huge = split.model._replace(bias=1e12)
     with pytest.raises(PipelineError, match="does not fit the int32 accumulator"):
-        integer.quantize_integer(huge, split.X_train, **DEFAULTS)
+        integer.quantize_integer(huge, split.X_train, COMMITTED)
 
 
 def test_input_grid_holds_its_range_and_zero():
@@ -135,15 +141,15 @@ def test_endpoint_calibration_reaches_beyond_the_training_extremes(split):
     ).any()
 
 
-@pytest.mark.parametrize("granularity", integer.GRANULARITIES)
+@pytest.mark.parametrize("granularity", GRANULARITIES)
 def test_mse_calibration_beats_min_max_on_the_training_split(split, granularity):
     """The search starts from min/max among its candidates, so it is never worse where it is measured."""
     target = split.model.predict(split.X_train)
     deviation = {}
-    for calibration in integer.CALIBRATIONS:
-        options = {**DEFAULTS, "granularity": granularity, "calibration": calibration}
+    for calibration in CALIBRATIONS:
+        chosen = options(granularity=granularity, calibration=calibration)
         deviation[calibration] = rms(
-            integer.predict(integer.quantize_integer(split.model, split.X_train, **options), split.X_train), target
+            integer.predict(integer.quantize_integer(split.model, split.X_train, chosen), split.X_train), target
         )
     assert deviation["mse"] <= deviation["minmax"]
 
@@ -153,11 +159,11 @@ def test_per_feature_grids_beat_one_grid_for_all(split):
     deviation = {
         granularity: rms(
             integer.predict(
-                integer.quantize_integer(split.model, split.X_train, **{**DEFAULTS, "granularity": granularity}), split.X_train
+                integer.quantize_integer(split.model, split.X_train, options(granularity=granularity)), split.X_train
             ),
             target,
         )
-        for granularity in integer.GRANULARITIES
+        for granularity in GRANULARITIES
     }
     assert deviation["per_feature"] < deviation["per_tensor"]
 
@@ -166,7 +172,7 @@ def test_bias_correction_centres_the_training_error(split):
     target = split.model.predict(split.X_train)
     mean_error = {}
     for correction in (True, False):
-        tensors = integer.quantize_integer(split.model, split.X_train, **{**DEFAULTS, "bias_correction": correction})
+        tensors = integer.quantize_integer(split.model, split.X_train, options(bias_correction=correction))
         mean_error[correction] = float(np.mean(integer.predict(tensors, split.X_train) - target))
         step = float(tensors["output_scale"][0])
     # Corrected: off by at most half a step of the int32 bias's grid (float32 rescale aside).
@@ -174,24 +180,12 @@ def test_bias_correction_centres_the_training_error(split):
     assert abs(mean_error[True]) < abs(mean_error[False])
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"granularity": "per_row"}, "granularity must be one of per_feature, per_tensor"),
-        ({"calibration": "entropy"}, "calibration must be one of mse, minmax, endpoint"),
-    ],
-)
-def test_bad_options_are_named(split, options, message):
-    with pytest.raises(PipelineError, match=message):
-        integer.quantize_integer(split.model, split.X_train, **{**DEFAULTS, **options})
-
-
 def test_model_without_a_scaler_is_shifted_by_the_training_means(split):
     """train.standardize false: the same function without a scaler still quantizes, centred on
     the training means (an int8 grid must hold 0), as well as the standardized model does."""
     weight, bias = split.model.folded()
     raw = LinearParams(weight=weight, bias=bias)
-    tensors = integer.quantize_integer(raw, split.X_train, **DEFAULTS)
+    tensors = integer.quantize_integer(raw, split.X_train, COMMITTED)
     np.testing.assert_allclose(tensors["input_mean"], split.X_train.mean(axis=0).astype(np.float32))
     float_pred = raw.predict(split.X_test)
     inside = ~integer.saturated(tensors, split.X_test)

@@ -19,19 +19,15 @@ import onnxruntime as ort
 import pytest
 
 from housing_predictor import integer, paths
-from housing_predictor.artifacts import SavedModel, save_model
 from housing_predictor.errors import PipelineError
 from housing_predictor.linear import LinearParams
+from housing_predictor.modelfile import SavedModel, save_model
 from housing_predictor.quantization import dequantize_model, float_tensors, quantize_model
-from stages import export_onnx
-from stages.params import TrainParams
+from stages import export_onnx, params
 from stages.train import fit, linear_params
 
-from conftest import REPO, run
+from conftest import REPO, affine, housing_split, run
 
-# params.yaml's defaults
-AFFINE = dict(symmetric=True, signed=True, rounding="nearest", scale_search="mse", bias_correction=True)
-INTEGER = dict(granularity="per_feature", calibration="mse", weight_scale_search=True, bias_correction=True)
 EPS32 = float(np.finfo(np.float32).eps)  # 2^-23: one float32 ulp at 1
 
 
@@ -44,17 +40,13 @@ class Built(NamedTuple):
 
 @pytest.fixture(scope="module")
 def built() -> Built:
-    from sklearn.datasets import fetch_california_housing
-    from sklearn.model_selection import train_test_split
-
-    X, y = fetch_california_housing(return_X_y=True)  # scikit-learn's folder, downloading if missing
-    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=42)
-    model = linear_params(fit(X_train, y_train, TrainParams(standardize=True)))
+    X_train, X_test, y_train, _ = housing_split(params.load("load_data"))
+    model = linear_params(fit(X_train, y_train, params.Train(standardize=True)))
     tensors = {
         "float": float_tensors(model),
-        "q8": quantize_model(model, X_train, bits=8, scheme="affine", **AFFINE),
-        "q16": quantize_model(model, X_train, bits=16, scheme="affine", **AFFINE),
-        "q8int": integer.quantize_integer(model, X_train, **INTEGER),
+        "q8": quantize_model(model, X_train, 8, affine()),
+        "q16": quantize_model(model, X_train, 16, affine()),
+        "q8int": integer.quantize_integer(model, X_train, params.load("quantize.q8int")),
     }
     graphs = {
         "float": export_onnx.float_graph(tensors["float"]),
@@ -94,7 +86,7 @@ def float32_bound(model: LinearParams, X: np.ndarray) -> np.ndarray:
     return 2 * EPS32 * (terms.sum(axis=1) + abs(model.bias))
 
 
-@pytest.mark.parametrize("name", paths.ALL_MODEL_NAMES)
+@pytest.mark.parametrize("name", paths.MODELS)
 def test_export_is_deterministic_and_checked(built, name):
     again = {
         "float": lambda: export_onnx.float_graph(built.tensors["float"]),
@@ -130,7 +122,7 @@ def test_weight_only_graph_without_a_scaler(built):
     """train.standardize false: the graph has no Sub/Div, and still gives our predictions."""
     weight, bias = built.float_model.folded()
     raw = LinearParams(weight=weight, bias=bias)
-    tensors = quantize_model(raw, built.X_test, bits=16, scheme="affine", **AFFINE)
+    tensors = quantize_model(raw, built.X_test, 16, affine())
     graph = export_onnx.weight_only_graph(tensors, 16)
     assert "Sub" not in [node.op_type for node in graph.graph.node]
     (prediction,) = run_graph(graph, built.X_test)
@@ -202,9 +194,10 @@ def test_matmul_integer_equals_our_accumulation_on_extreme_codes(built):
 
 @pytest.mark.parametrize("scheme", ["published_a", "published_b"])
 def test_published_schemes_export_as_the_model_they_dequantize_to(built, scheme):
-    """`dvc exp run -S quantize.q8.scheme=published_b` still exports: the float64 graph of what
+    """`dvc exp run -S 'quantize.q8={scheme: published_b}'` still exports: the float64 graph of what
     our predictor computes for that scheme. Their codes have no QDQ form of ours."""
-    tensors = quantize_model(built.float_model, built.X_test, bits=8, scheme=scheme)
+    published = {"published_a": params.PublishedA, "published_b": params.PublishedB}[scheme](scheme=scheme)
+    tensors = quantize_model(built.float_model, built.X_test, 8, published)
     with pytest.raises(PipelineError, match="only the affine scheme exports to ONNX in QDQ form"):
         export_onnx.weight_only_graph(tensors, 8)
     saved = SavedModel(tensors, scheme, 8, [f"f{i}" for i in range(8)], {}, 0)
@@ -229,7 +222,7 @@ def test_pipeline_graphs_give_the_pipelines_predictions(built_repo):
     from stages.dataset import read_split
 
     X, y = read_split(built_repo / paths.TEST_CSV)
-    for name in paths.MODEL_NAMES:
+    for name in ("float", *paths.WEIGHT_ONLY_MODELS):
         (prediction,) = session((built_repo / paths.onnx_file(name)).read_bytes()).run(None, {export_onnx.INPUT: X})
         expected = np.loadtxt(built_repo / paths.plot_file(name), delimiter=",", skiprows=1, usecols=1)
         tolerance = 1e-6 * np.abs(expected) + 1e-12 if name == "float" else 1e-5

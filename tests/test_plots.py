@@ -21,7 +21,7 @@ from conftest import REPO, run
 DVC = [sys.executable, "-m", "dvc"]
 RENDER = "scripts/render_plots.py"
 PLOTS = ["deviation_from_float", "weight_error", "sweep_r2_drop", "sweep_rms_deviation", "actual_vs_predicted", "residuals"]
-TEST_ROWS = 4_128
+TEST_ROWS = len((REPO / "plots" / "float.csv").read_text().splitlines()) - 1  # the committed test split
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -48,12 +48,12 @@ def test_every_plot_is_shown_with_data_for_each_model(shown):
     assert points_by_source(shown["weight_error"]) == {"weights_q8.csv": 8, "weights_q16.csv": 8}
     for name in ("actual_vs_predicted", "residuals"):
         assert points_by_source(shown[name]) == {"float.csv": TEST_ROWS, "q8.csv": TEST_ROWS, "q16.csv": TEST_ROWS}
-    schemes = yaml.safe_load((REPO / "params.yaml").read_text())["sweep"]["schemes"]
+    sweep = yaml.safe_load((REPO / "params.yaml").read_text())["sweep"]
     for name in ("sweep_r2_drop", "sweep_rms_deviation"):
-        assert points_by_source(shown[name]) == dict.fromkeys(schemes, 15)
+        assert points_by_source(shown[name]) == dict.fromkeys(sweep["schemes"], sweep["max_bits"] - sweep["min_bits"] + 1)
 
 
-def test_plots_draw_what_the_issue_asks(shown):
+def test_plots_draw_deviations_log_axes_and_y_equals_x(shown):
     """Deviations are quantized - float; the sweep has log axes and marks 8 and 16 bits; actual vs
     predicted has a y = x line: from the templates in .dvc/plots, filled by DVC."""
     for point in shown["deviation_from_float"]["data"]["values"][:50]:
@@ -66,7 +66,7 @@ def test_plots_draw_what_the_issue_asks(shown):
         data_layer, rules, labels = shown[name]["layer"]
         assert data_layer["encoding"]["y"]["scale"]["type"] == "log"
         assert data_layer["encoding"]["color"]["field"] == "scheme"
-        assert [mark["bits"] for mark in rules["data"]["values"]] == list(paths.QUANTIZED_BITS.values())
+        assert [mark["bits"] for mark in rules["data"]["values"]] == [paths.MODEL_BITS[name] for name in paths.WEIGHT_ONLY_MODELS]
         assert labels["encoding"]["text"]["field"] == "label"
     diagonal = shown["actual_vs_predicted"]["layer"][1]
     assert diagonal["encoding"]["x"]["field"] == diagonal["encoding"]["y"]["field"]
@@ -130,7 +130,7 @@ def test_readme_shows_the_rendered_plots_from_git():
 
 def test_weights_plot_data_is_the_weights_table(built_repo):
     table = json.loads((built_repo / paths.WEIGHTS_TABLE).read_text())
-    for name in paths.QUANTIZED_BITS:
+    for name in paths.WEIGHT_ONLY_MODELS:
         with open(built_repo / paths.weights_plot_file(name), newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert [row["feature"] for row in rows] == [weight["feature"] for weight in table[name]["weights"]]

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors import safe_open
+from safetensors.numpy import save
 
-from housing_predictor import artifacts, linear
+from housing_predictor import linear, modelfile
 
 from conftest import REPO
 
@@ -42,12 +43,13 @@ KEPT = b"keep me\n"
 
 
 def resign(path: Path, change: Callable[[dict, dict], None]) -> None:
-    """Rewrite the model file at ``path`` after ``change(tensors, metadata)``, with a valid checksum."""
-    tensors = dict(load_file(path))
-    metadata = artifacts._header_metadata(path.read_bytes())
-    change(tensors, metadata)
-    metadata["sha256"] = artifacts.content_digest(tensors, metadata)
-    path.write_bytes(artifacts.safetensors_bytes(tensors, metadata))
+    """Rewrite the model file at ``path`` after ``change(tensors, header)``, with a valid checksum."""
+    with safe_open(path, framework="numpy") as file:
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118 (not a dict)
+        header = json.loads(file.metadata()[modelfile.METADATA_KEY])
+    change(tensors, header)
+    header["sha256"] = modelfile.content_digest(tensors, header)
+    path.write_bytes(save(tensors, metadata={modelfile.METADATA_KEY: json.dumps(header)}))
 
 
 def tensor(name: str, value: np.ndarray | None) -> Callable[[Path], None]:
@@ -60,12 +62,12 @@ def tensor(name: str, value: np.ndarray | None) -> Callable[[Path], None]:
     return lambda models: resign(models / "q8.safetensors", change)
 
 
-def metadata(**fields: str) -> Callable[[Path], None]:
+def metadata(**fields: object) -> Callable[[Path], None]:
     return lambda models: resign(models / "q8.safetensors", lambda tensors, meta: meta.update(fields))
 
 
 def raw_header(header: bytes) -> Callable[[Path], None]:
-    """A file whose JSON header is ``header`` (no valid checksum possible: it is not even an object)."""
+    """A file whose JSON header is ``header`` (not a safetensors header at all)."""
     return lambda models: (models / "q8.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
 
 
@@ -73,7 +75,7 @@ def int8_codes_as_float(models: Path) -> None:
     def change(tensors: dict, meta: dict) -> None:
         tensors["weight"] = tensors.pop("weight_q")
         del tensors["weight_scale"], tensors["weight_zero_point"]
-        meta.update(scheme="float", bits="64")
+        meta.update(scheme="float", bits=64)
 
     resign(models / "q8.safetensors", change)
 
@@ -201,13 +203,15 @@ CASES = {
     "scheme float on int8 codes": Case("tensor weight is int8, expected float32 or float64", models=int8_codes_as_float),
     "unknown scheme": Case("unknown scheme 'magic'", models=metadata(scheme="magic")),
     "bits not a number": Case("its metadata 'bits' is malformed", models=metadata(bits="eight")),
-    "features '5'": Case("features must be a list of names, found '5'", models=metadata(features="5")),
-    "a feature twice": Case("features must be named once each", models=metadata(features=json.dumps(["MedInc"] * 8))),
+    "features '5'": Case("its metadata 'features' is malformed", models=metadata(features="5")),
+    "features not names": Case("features must be a list of names, found [5]", models=metadata(features=[5])),
+    "a feature twice": Case("features must be named once each", models=metadata(features=["MedInc"] * 8)),
     "unknown features": Case(
-        "is invalid: it reads a, b, c, d, e, f, g, h, expected MedInc", models=metadata(features=json.dumps(list("abcdefgh")))
+        "is invalid: it reads a, b, c, d, e, f, g, h, expected MedInc", models=metadata(features=list("abcdefgh"))
     ),
-    "params not an object": Case("its metadata 'params' is not a JSON object", models=metadata(params="[]")),
-    "header JSON a list": Case("is corrupted (not a readable safetensors file: no metadata)", models=raw_header(b"[1, 2]  ")),
+    "params not an object": Case("its metadata 'params' is malformed", models=metadata(params=[])),
+    "another format": Case("is not a housing-mlops/linear-v2 file (format 'other')", models=metadata(format="other")),
+    "header JSON a list": Case("is corrupted (not a readable safetensors file", models=raw_header(b"[1, 2]  ")),
     "header nested 50,000 deep": Case(
         "is corrupted (not a readable safetensors file", models=raw_header(b"[" * 50_000 + b"]" * 50_000)
     ),

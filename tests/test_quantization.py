@@ -24,8 +24,6 @@ from housing_predictor.quantization import (
     MIN_BITS,
     SCALE_SEARCH_FACTORS,
     Grid,
-    check_bits,
-    check_finite,
     dequantize,
     dequantize_model,
     expected_squared_error,
@@ -35,14 +33,17 @@ from housing_predictor.quantization import (
     payload_bytes,
     quantize,
     quantize_affine,
-    quantize_model,
     quantize_published_a,
     quantize_published_b,
     searched_grid,
     storage_dtype,
 )
 
+from conftest import affine
+
 ALL_BITS = range(MIN_BITS, MAX_BITS + 1)
+
+
 FLOAT32_EPS = 2.0**-24  # relative error of rounding a float64 to the nearest float32
 # ... of a float64 result (itself rounded, 2^-53) rounded to float32: what a fitted scale carries
 FLOAT32_RTOL = FLOAT32_EPS * (1 + 1e-6)
@@ -104,102 +105,7 @@ def test_storage_dtype_is_narrowest_integer_holding_the_range(bits, signed):
         assert (low, high) == (info.min, info.max)
 
 
-@pytest.mark.parametrize("bits", [0, 1, 17, 32, -8, 2**40])
-def test_bit_widths_outside_2_to_16_are_rejected_naming_the_value(bits):
-    with pytest.raises(PipelineError, match=rf"bit width must be an integer from 2 to 16, got {bits}"):
-        check_bits(bits)
-
-
-@pytest.mark.parametrize("bits", [True, False, np.bool_(True), 8.0, 8.5, "8", None, np.float64(8)])
-def test_bool_float_and_non_numeric_bit_widths_are_rejected(bits):
-    with pytest.raises(PipelineError, match="bit width must be an integer from 2 to 16") as raised:
-        check_bits(bits)
-    assert repr(bits) in str(raised.value)
-
-
-def test_numpy_integer_bit_widths_are_accepted_as_plain_ints():
-    assert check_bits(np.int64(8)) == 8 and type(check_bits(np.int64(8))) is int
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda: storage_dtype(17, True),
-        lambda: integer_range(1, False),
-        lambda: fit_grid(np.ones(3), 1, symmetric=True, signed=True),
-        lambda: quantize_affine(LinearParams(np.ones(2), 0.0), np.ones((4, 2)), bits=17),
-        lambda: quantize_published_a(LinearParams(np.ones(2), 0.0), bits=True),
-        lambda: quantize_published_b(LinearParams(np.ones(2), 0.0), bits=8.0),
-    ],
-    ids=["storage_dtype", "integer_range", "fit_grid", "quantize_affine", "published_a", "published_b"],
-)
-def test_every_entry_point_checks_the_bit_width(call):
-    with pytest.raises(PipelineError, match="bit width"):
-        call()
-
-
-# --- non-finite and unrepresentable weights -----------------------------------------------------
-
-
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 while folding the scaler
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda w: check_finite("weights", w),
-        lambda w: fit_grid(w, 8, symmetric=True, signed=True),
-        lambda w: fit_grid(w, 8, symmetric=False, signed=False),
-        lambda w: quantize(w, Grid(8, True, 0.01, 0)),
-        lambda w: quantize_affine(LinearParams(w, 0.0), np.ones((4, 3)), bits=8),
-        lambda w: quantize_affine(LinearParams(w, 0.0, np.zeros(3), np.ones(3)), np.ones((4, 3)), bits=8),
-        lambda w: quantize_model(LinearParams(w, 0.0), np.ones((4, 3)), bits=8, scheme="published_a"),
-        lambda w: quantize_model(LinearParams(w, 0.0), np.ones((4, 3)), bits=8, scheme="published_b"),
-    ],
-    ids=[
-        "check_finite",
-        "symmetric_grid",
-        "asymmetric_grid",
-        "quantize",
-        "affine",
-        "affine_standardized",
-        "published_a",
-        "published_b",
-    ],
-)
-def test_non_finite_weights_are_rejected_naming_the_problem(call, bad):
-    weights = np.array([0.5, bad, -0.25])
-    with pytest.raises(PipelineError, match=rf"weights must be finite to quantize, found {bad}"):
-        call(weights)
-
-
-@pytest.mark.parametrize(
-    "case",
-    ["nan_bias", "inf_bias", "bias_beyond_float32", "nan_scaler_mean", "nan_training_input"],
-)
-def test_affine_rejects_non_finite_bias_scaler_or_training_inputs(case):
-    """Everything quantize_affine stores or derives must be finite, not only the weights.
-
-    Today only ``model.weight`` is checked: a NaN/inf bias, a NaN scaler mean or a bias beyond
-    float32's range is written into the quantized tensors as NaN/inf, and a NaN in the training
-    inputs turns the bias correction into NaN (and makes every scale-search cost NaN, so the
-    search silently keeps its first candidate, half the scale, clipping the largest weights).
-    """
-    model = LinearParams(np.array([0.5, -0.25]), 1.0)
-    train_X = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
-    if case == "nan_bias":
-        model = LinearParams(model.weight, float("nan"))
-    elif case == "inf_bias":
-        model = LinearParams(model.weight, float("inf"))
-    elif case == "bias_beyond_float32":
-        model = LinearParams(model.weight, 1e39)
-    elif case == "nan_scaler_mean":
-        model = LinearParams(model.weight, 1.0, np.array([np.nan, 0.0]), np.array([1.0, 1.0]))
-    else:
-        train_X[1, 0] = np.nan
-    with pytest.raises(PipelineError, match="finite|float32"):
-        tensors = quantize_affine(model, train_X, bits=8, scale_search="mse")
-        # Show what was silently produced, should the call not raise.
-        pytest.fail(f"no PipelineError; produced {tensors}")
+# --- unrepresentable weights -----------------------------------------------------------------
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -208,15 +114,6 @@ def test_affine_rejects_non_finite_bias_scaler_or_training_inputs(case):
 def test_fit_grid_rejects_weights_whose_scale_float32_cannot_hold(weights, symmetric):
     with pytest.raises(PipelineError, match="outside float32's range"):
         fit_grid(np.array(weights), 8, symmetric=symmetric, signed=True)
-
-
-def test_unknown_rounding_scale_search_and_scheme_are_rejected_naming_the_choices():
-    with pytest.raises(PipelineError, match=r"rounding must be one of nearest, truncate; got 'floor'"):
-        quantize(np.ones(2), Grid(8, True, 0.01, 0), rounding="floor")
-    with pytest.raises(PipelineError, match=r"scale_search must be none or mse; got 'grid'"):
-        quantize_affine(LinearParams(np.ones(2), 0.0), np.ones((3, 2)), bits=8, scale_search="grid")
-    with pytest.raises(PipelineError, match=r"scheme must be one of affine, published_a, published_b; got 'float'"):
-        quantize_model(LinearParams(np.ones(2), 0.0), np.ones((3, 2)), bits=8, scheme="float")
 
 
 # --- properties of the grid ---------------------------------------------------------------------
@@ -387,7 +284,7 @@ def test_bias_correction_removes_the_mean_prediction_error_on_a_raw_model():
     float_pred = model.predict(X)
     errors, tolerance = {}, 0.0
     for corrected in (True, False):
-        tensors = quantize_affine(model, X, bits=8, scale_search="none", bias_correction=corrected)
+        tensors = quantize_affine(model, X, 8, affine(scale_search="none", bias_correction=corrected))
         errors[corrected] = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
         tolerance = max(tolerance, 2 * float32_bias_error(tensors) + 1e-12 * float(np.max(np.abs(float_pred))))
     assert abs(errors[True]) <= tolerance, errors
@@ -411,7 +308,7 @@ def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
 ):
     model, X = (standardized_problem if standardized else raw_problem)(seed)
     options = dict(symmetric=symmetric, signed=signed, rounding=rounding, scale_search=scale_search)
-    tensors = quantize_affine(model, X, bits=bits, bias_correction=True, **options)
+    tensors = quantize_affine(model, X, bits, affine(bias_correction=True, **options))
     float_pred = model.predict(X)
     mean_error = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
     # float32 bias rounding, plus float64 noise on predictions of this magnitude
@@ -436,11 +333,11 @@ def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
     max-|w| scale among its candidates); the measured error adds only the float32 rounding of
     the stored bias, delta, which can move it by at most 2 delta rms + delta^2 either way."""
     model, X = (standardized_problem if standardized else raw_problem)(seed)
-    options = dict(bits=bits, symmetric=symmetric, signed=signed, rounding=rounding, bias_correction=bias_correction)
+    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, bias_correction=bias_correction)
     float_pred = model.predict(X)
     found = {}
     for search in ("none", "mse"):
-        tensors = quantize_affine(model, X, scale_search=search, **options)
+        tensors = quantize_affine(model, X, bits, affine(scale_search=search, **options))
         found[search] = (float(np.mean((dequantize_model(tensors, "affine").predict(X) - float_pred) ** 2)), tensors)
     (mse_none, none_tensors), (mse_search, search_tensors) = found["none"], found["mse"]
     # float32 bias rounding, plus float64 noise on predictions of this magnitude
@@ -455,7 +352,7 @@ def test_mse_scale_search_strictly_improves_a_raw_8_bit_model():
     float_pred = model.predict(X)
     mse = {}
     for search in ("none", "mse"):
-        quantized = dequantize_model(quantize_affine(model, X, bits=8, scale_search=search), "affine")
+        quantized = dequantize_model(quantize_affine(model, X, 8, affine(scale_search=search)), "affine")
         mse[search] = float(np.mean((quantized.predict(X) - float_pred) ** 2))
     assert mse["mse"] < 0.9 * mse["none"], mse
 
@@ -464,7 +361,7 @@ def test_mse_scale_search_strictly_improves_a_raw_8_bit_model():
 @pytest.mark.parametrize("standardized", [True, False])
 def test_payload_bytes_counts_every_tensor(bits, standardized):
     model, X = (standardized_problem if standardized else raw_problem)(seed=1, n_features=8)
-    tensors = quantize_affine(model, X, bits=bits, scale_search="none")
+    tensors = quantize_affine(model, X, bits, affine(scale_search="none"))
     code_bytes = 1 if bits <= 8 else 2
     expected = {
         "weight_q": 8 * code_bytes,  # one code per weight
@@ -486,7 +383,7 @@ def test_payload_bytes_sums_arbitrary_tensors():
 @pytest.mark.parametrize("bits, ratio", [(8, 8), (16, 4)])
 def test_quantized_weights_are_an_eighth_or_a_quarter_of_float64(bits, ratio):
     model, X = standardized_problem(seed=2, n_features=8)
-    quantized = quantize_affine(model, X, bits=bits)
+    quantized = quantize_affine(model, X, bits, affine(scale_search="none"))
     float_weight = float_tensors(model)["weight"]
     assert float_weight.dtype == np.float64
     assert quantized["weight_q"].nbytes * ratio == float_weight.nbytes
@@ -498,7 +395,7 @@ def test_quantized_weights_are_an_eighth_or_a_quarter_of_float64(bits, ratio):
 def test_published_a_clips_negatives_to_zero_rounds_half_to_even_and_saturates_at_255():
     # 0.005, 0.015, 0.025 are 0.5, 1.5, 2.5 steps exactly in float64: numpy's round goes to even
     model = LinearParams(np.array([-0.5, 0.004, 0.005, 0.015, 0.025, 1.234, 2.55, 3.0]), -37.0)
-    tensors = quantize_published_a(model, bits=8)
+    tensors = quantize_published_a(model, 8)
     expected = [0, 0, 0, 2, 2, 123, 255, 255]
     np.testing.assert_array_equal(tensors["weight_q"], expected)
     assert tensors["weight_q"].dtype == np.uint8
@@ -512,7 +409,7 @@ def test_published_a_clips_negatives_to_zero_rounds_half_to_even_and_saturates_a
 @pytest.mark.parametrize("bits", [8, 16])
 def test_published_b_truncates_the_largest_weight_to_top_minus_one_and_keeps_the_intercept(bits):
     model = LinearParams(np.array([-1.0, 0.0, 0.3, 2.0]), -37.02)
-    tensors = quantize_published_b(model, bits=bits)
+    tensors = quantize_published_b(model, bits)
     codes = tensors["weight_q"]
     assert codes.dtype == (np.uint8 if bits == 8 else np.uint16)
     assert codes[0] == 0 and codes[-1] == 2**bits - 2

@@ -14,12 +14,13 @@ import pytest
 
 from housing_predictor.linear import LinearParams
 from housing_predictor.quantization import dequantize_model, float_tensors, payload_bytes, quantize_model
-from stages.params import TrainParams
+from stages.params import PublishedA, PublishedB, Train
 from stages.train import fit, linear_params
 
+from conftest import affine, housing_split
+
 TARGETS = {8: {"r2_drop": 1e-3, "rms_deviation": 1e-2}, 16: {"r2_drop": 1e-5, "rms_deviation": 1e-4}}
-# params.yaml's quantize.q8 / q16 options for the affine scheme
-DEFAULT_AFFINE = dict(symmetric=True, signed=True, rounding="nearest", scale_search="mse", bias_correction=True)
+PUBLISHED_SCHEMES = {"published_a": PublishedA(scheme="published_a"), "published_b": PublishedB(scheme="published_b")}
 FLOAT_R2 = 0.575788  # plain LinearRegression on the test split, as published write-ups report it
 
 
@@ -38,21 +39,18 @@ class Housing:
 
 @pytest.fixture(scope="module")
 def housing() -> Housing:
-    from sklearn.datasets import fetch_california_housing
     from sklearn.linear_model import LinearRegression
-    from sklearn.model_selection import train_test_split
 
-    X, y = fetch_california_housing(return_X_y=True)  # scikit-learn's folder, downloading if missing
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    X_train, X_test, y_train, y_test = housing_split()
     return Housing(
-        X,
-        y,
+        np.concatenate([X_train, X_test]),
+        np.concatenate([y_train, y_test]),
         X_train,
         X_test,
         y_train,
         y_test,
-        standardized=linear_params(fit(X_train, y_train, TrainParams(standardize=True))),
-        unstandardized=linear_params(fit(X_train, y_train, TrainParams(standardize=False))),
+        standardized=linear_params(fit(X_train, y_train, Train(standardize=True))),
+        unstandardized=linear_params(fit(X_train, y_train, Train(standardize=False))),
         plain=linear_params(LinearRegression().fit(X_train, y_train)),
     )
 
@@ -67,7 +65,7 @@ def affine_deviation(housing: Housing, model: LinearParams, bits: int, **options
     """R² drop and rms deviation from the float model on the test split, as stage evaluate reports them."""
     from sklearn.metrics import root_mean_squared_error
 
-    tensors = quantize_model(model, housing.X_train, bits=bits, scheme="affine", **options)
+    tensors = quantize_model(model, housing.X_train, bits, affine(**options))
     float_pred = model.predict(housing.X_test)
     quantized_pred = dequantize_model(tensors, "affine").predict(housing.X_test)
     return {
@@ -83,7 +81,7 @@ def misses(measured: dict[str, float], bits: int) -> list[str]:
 
 def published(housing: Housing, source: str, scheme: str, bits: int) -> tuple[dict[str, np.ndarray], LinearParams]:
     model = housing.plain if source == "plain" else housing.standardized
-    tensors = quantize_model(model, housing.X_train, bits=bits, scheme=scheme)
+    tensors = quantize_model(model, housing.X_train, bits, PUBLISHED_SCHEMES[scheme])
     return tensors, dequantize_model(tensors, scheme)
 
 
@@ -98,13 +96,13 @@ def test_float_models_reproduce_the_published_baseline(housing):
 @pytest.mark.parametrize("scale_search", ["mse", "none"])
 @pytest.mark.parametrize("bits", [8, 16])
 def test_affine_defaults_meet_the_targets(housing, bits, scale_search):
-    measured = affine_deviation(housing, housing.standardized, bits, **(DEFAULT_AFFINE | {"scale_search": scale_search}))
+    measured = affine_deviation(housing, housing.standardized, bits, scale_search=scale_search)
     assert not misses(measured, bits), f"{bits}-bit, scale_search {scale_search}: {measured}"
 
 
 @pytest.mark.parametrize("bits", [8, 16])
 def test_affine_payload_is_weights_grid_bias_and_float32_scaler(housing, bits):
-    tensors = quantize_model(housing.standardized, housing.X_train, bits=bits, scheme="affine", **DEFAULT_AFFINE)
+    tensors = quantize_model(housing.standardized, housing.X_train, bits, affine())
     # codes + scaler (2 x 8 float32) + scale (float32) + zero point (code type) + bias (float32)
     assert payload_bytes(tensors) == {8: 8 + 64 + 4 + 1 + 4, 16: 16 + 64 + 4 + 2 + 4}[bits]
     assert payload_bytes(float_tensors(housing.standardized)) == 3 * 8 * 8 + 8
@@ -114,7 +112,7 @@ def test_unstandardized_model_misses_the_8_bit_target(housing):
     """Why train standardizes: the raw weights span 2e-6 (Population) to 0.78, so one int8 scale
     rounds the small ones to nothing; Population's weight times its values (std ~1100) alone costs
     more than the target."""
-    measured = affine_deviation(housing, housing.unstandardized, 8, **DEFAULT_AFFINE)
+    measured = affine_deviation(housing, housing.unstandardized, 8)
     assert misses(measured, 8), f"the raw 8-bit model unexpectedly meets the target: {measured}"
 
 
@@ -125,8 +123,7 @@ def test_mse_scale_search_is_not_worse_on_the_training_split(housing, model_name
     float_pred = model.predict(housing.X_train)
     mse = {}
     for search in ("none", "mse"):
-        options = DEFAULT_AFFINE | {"scale_search": search}
-        tensors = quantize_model(model, housing.X_train, bits=bits, scheme="affine", **options)
+        tensors = quantize_model(model, housing.X_train, bits, affine(scale_search=search))
         mse[search] = float(np.mean((dequantize_model(tensors, "affine").predict(housing.X_train) - float_pred) ** 2))
     assert mse["mse"] <= mse["none"], mse
 
@@ -138,8 +135,7 @@ def test_bias_correction_centres_the_raw_models_training_error(housing):
     float_pred = model.predict(housing.X_train)
     mean_error = {}
     for corrected in (True, False):
-        options = DEFAULT_AFFINE | {"scale_search": "none", "bias_correction": corrected}
-        tensors = quantize_model(model, housing.X_train, bits=8, scheme="affine", **options)
+        tensors = quantize_model(model, housing.X_train, 8, affine(scale_search="none", bias_correction=corrected))
         mean_error[corrected] = float(np.mean(dequantize_model(tensors, "affine").predict(housing.X_train) - float_pred))
     # float32 bias (-37) rounds by up to 2e-6
     assert abs(mean_error[True]) < 5e-6, mean_error
