@@ -1,7 +1,12 @@
-"""housing-mlops' predictor: what the image runs. numpy and safetensors only.
+"""housing-mlops' predictor: what the image runs, copied whole by the Dockerfile. numpy and
+safetensors only (the server adds uvicorn and Starlette, loaded by `serve` alone).
 
-The model file format (artifacts), the linear model and its (de)quantization (linear,
-quantization: plain functions, no I/O), every project path (paths), CSV in (csv_io) and out
-(output), and the command line (predict). The DVC stages in stages/ import this package; the
-Dockerfile copies it whole.
+- cli: the command line (`python -m housing_predictor`): predict, selfcheck, serve, --version
+- models: a model loaded by name, verified, predicting (the CLI, the server and evaluate share it)
+- modelfile: the model file format (safetensors), its checksum and structure checks
+- linear, quantization, integer: the numerical core, plain functions over arrays, no I/O
+- csv_io, output: CSV in, predictions out; files: atomic writes and JSON; errors: one-line exits
+- paths: every path the pipeline reads or writes, and the models it builds
+- server/: the HTTP server; healthcheck: the image's HEALTHCHECK
+The DVC stages in stages/ import this package.
 """

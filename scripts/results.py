@@ -1,18 +1,24 @@
-"""Print the pipeline's results, one row per model, from metrics/evaluate.json (what `dvc repro`
-just wrote): R², R² drop, deviations from the float model, sizes. scripts/pipeline.sh ends with it.
+"""The pipeline's results, one row per model, from metrics/evaluate.json: R², R² drop, deviations
+from the float model, sizes. scripts/pipeline.sh ends with it; README.md's results table is its
+output (`--readme` rewrites that table; tests/test_readme.py checks it is current).
 
-`dvc metrics show` prints every key of every file in one wide row, at 5 decimals, where a 16-bit
-model's R² drop (about 1e-6) shows as -0.0; this prints each figure at a precision that shows it.
+`dvc metrics show` prints every key in one wide row, at 5 decimals, where a 16-bit model's R² drop
+(about 1e-6) shows as -0.0; this prints each figure at a precision that shows it.
 
-    python scripts/results.py [metrics/evaluate.json]
+    python scripts/results.py [--readme]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+METRICS = REPO / "metrics" / "evaluate.json"
+README = REPO / "README.md"
+BEGIN, END = "<!-- results: python scripts/results.py --readme -->", "<!-- /results -->"
 # (key in metrics/evaluate.json, column heading, format); a model without a key shows "—".
 COLUMNS = (
     ("r2", "R²", "{:.6f}"),
@@ -28,20 +34,33 @@ def results_table(metrics: dict) -> str:
     """A Markdown table of the models in ``metrics`` (model name -> figures), in file order."""
     lines = ["| model | " + " | ".join(heading for _, heading, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for model, figures in metrics.items():
-        if isinstance(figures, dict):
-            cells = (fmt.format(figures[key]) if key in figures else "—" for key, _, fmt in COLUMNS)
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        cells = (fmt.format(figures[key]) if key in figures else "—" for key, _, fmt in COLUMNS)
+        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def with_table(readme: str, table: str) -> str:
+    """``readme`` with the text between its results markers replaced by ``table``."""
+    before, found, rest = readme.partition(BEGIN)
+    _, found_end, after = rest.partition(END)
+    if not (found and found_end):
+        sys.exit(f"error: {README} has no {BEGIN} ... {END} block for the results table")
+    return f"{before}{BEGIN}\n{table}\n{END}{after}"
+
+
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "metrics/evaluate.json")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", action="store_true", help="rewrite README.md's results table instead of printing it")
+    args = parser.parse_args()
     try:
-        metrics = json.loads(path.read_text())
+        table = results_table(json.loads(METRICS.read_text()))
     except (OSError, ValueError) as error:
-        sys.exit(f"error: cannot read the results in {path}: {error}")
-    print(f"Results on the test split ({path}; R² drop and deviations are from the float model):\n")
-    print(results_table(metrics))
+        sys.exit(f"error: cannot read the results in {METRICS}: {error}")
+    if args.readme:
+        README.write_text(with_table(README.read_text(), table))
+    else:
+        print(f"Results on the test split ({METRICS.relative_to(REPO)}; R² drop and deviations are from the float model):\n")
+        print(table)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,28 @@ def git_tracked_copy(destination: Path) -> Path:
     return destination
 
 
+# Every stage's command as dvc.yaml runs it, in one Python process (imports paid once): what the
+# fast tier's ``built`` fixture runs instead of `dvc repro`.
+RUN_STAGES = """
+import runpy, shlex, sys, yaml
+for stage in yaml.safe_load(open(sys.argv[1]))["stages"].values():
+    module, *args = shlex.split(stage["cmd"])[2:]  # python -m MODULE ARGS
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """A folder holding what every stage writes for the committed params.yaml: each stage's
+    command from dvc.yaml, in order, without DVC (the slow tier's ``built_repo`` runs `dvc repro`).
+    Shared by the tests that need real artifacts; they must not modify it."""
+    folder = tmp_path_factory.mktemp("built")
+    shutil.copy(REPO / "params.yaml", folder)
+    run([sys.executable, "-c", RUN_STAGES, str(REPO / "dvc.yaml")], cwd=folder, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return folder
+
+
 @pytest.fixture(scope="session")
 def built_repo(tmp_path_factory) -> Path:
     """A fresh git repo of the project after one full `dvc repro` (all artifacts built).

@@ -31,7 +31,7 @@ from conftest import REPO, affine, housing_split, run
 EPS32 = float(np.finfo(np.float32).eps)  # 2^-23: one float32 ulp at 1
 
 
-class Built(NamedTuple):
+class Exported(NamedTuple):
     X_test: np.ndarray
     float_model: LinearParams
     tensors: dict[str, dict[str, np.ndarray]]  # per model name, as the stages save them
@@ -39,7 +39,7 @@ class Built(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def built() -> Built:
+def exported() -> Exported:
     X_train, X_test, y_train, _ = housing_split(params.load("load_data"))
     model = linear_params(fit(X_train, y_train, params.Train(standardize=True)))
     tensors = {
@@ -54,7 +54,7 @@ def built() -> Built:
         "q16": export_onnx.weight_only_graph(tensors["q16"], 16),
         "q8int": export_onnx.integer_graph(tensors["q8int"]),
     }
-    return Built(X_test, model, tensors, graphs)
+    return Exported(X_test, model, tensors, graphs)
 
 
 def session(model: onnx.ModelProto | bytes, **options) -> ort.InferenceSession:
@@ -87,55 +87,55 @@ def float32_bound(model: LinearParams, X: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", paths.MODELS)
-def test_export_is_deterministic_and_checked(built, name):
+def test_export_is_deterministic_and_checked(exported, name):
     again = {
-        "float": lambda: export_onnx.float_graph(built.tensors["float"]),
-        "q8": lambda: export_onnx.weight_only_graph(built.tensors["q8"], 8),
-        "q16": lambda: export_onnx.weight_only_graph(built.tensors["q16"], 16),
-        "q8int": lambda: export_onnx.integer_graph(built.tensors["q8int"]),
+        "float": lambda: export_onnx.float_graph(exported.tensors["float"]),
+        "q8": lambda: export_onnx.weight_only_graph(exported.tensors["q8"], 8),
+        "q16": lambda: export_onnx.weight_only_graph(exported.tensors["q16"], 16),
+        "q8int": lambda: export_onnx.integer_graph(exported.tensors["q8int"]),
     }[name]()
-    first, second = export_onnx.checked_bytes(built.graphs[name]), export_onnx.checked_bytes(again)
+    first, second = export_onnx.checked_bytes(exported.graphs[name]), export_onnx.checked_bytes(again)
     assert first == second
     loaded = onnx.load_from_string(first)
     assert [(o.domain, o.version) for o in loaded.opset_import] == [("", export_onnx.OPSET)]
     assert loaded.producer_name == export_onnx.PRODUCER
 
 
-def test_float_graph_matches_our_float_model(built):
-    (prediction,) = run_graph(built.graphs["float"], built.X_test)
-    assert prediction.dtype == np.float64 and prediction.shape == (len(built.X_test), 1)
-    np.testing.assert_allclose(prediction[:, 0], built.float_model.predict(built.X_test), rtol=1e-6, atol=1e-12)
+def test_float_graph_matches_our_float_model(exported):
+    (prediction,) = run_graph(exported.graphs["float"], exported.X_test)
+    assert prediction.dtype == np.float64 and prediction.shape == (len(exported.X_test), 1)
+    np.testing.assert_allclose(prediction[:, 0], exported.float_model.predict(exported.X_test), rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["q8", "q16"])
-def test_weight_only_graphs_match_ours_to_float32_rounding(built, name):
-    ours = dequantize_model(built.tensors[name], "affine")
-    (prediction,) = run_graph(built.graphs[name], built.X_test)
-    assert prediction.dtype == np.float32 and prediction.shape == (len(built.X_test), 1)
-    error = np.abs(prediction[:, 0].astype(np.float64) - ours.predict(built.X_test))
-    assert np.all(error <= float32_bound(ours, built.X_test))
+def test_weight_only_graphs_match_ours_to_float32_rounding(exported, name):
+    ours = dequantize_model(exported.tensors[name], "affine")
+    (prediction,) = run_graph(exported.graphs[name], exported.X_test)
+    assert prediction.dtype == np.float32 and prediction.shape == (len(exported.X_test), 1)
+    error = np.abs(prediction[:, 0].astype(np.float64) - ours.predict(exported.X_test))
+    assert np.all(error <= float32_bound(ours, exported.X_test))
     # ...and float32 rounding is all it is: far below what quantization itself moves (q16: 9e-6 rms).
     assert error.max() < 1e-5
 
 
-def test_weight_only_graph_without_a_scaler(built):
+def test_weight_only_graph_without_a_scaler(exported):
     """train.standardize false: the graph has no Sub/Div, and still gives our predictions."""
-    weight, bias = built.float_model.folded()
+    weight, bias = exported.float_model.folded()
     raw = LinearParams(weight=weight, bias=bias)
-    tensors = quantize_model(raw, built.X_test, 16, affine())
+    tensors = quantize_model(raw, exported.X_test, 16, affine())
     graph = export_onnx.weight_only_graph(tensors, 16)
     assert "Sub" not in [node.op_type for node in graph.graph.node]
-    (prediction,) = run_graph(graph, built.X_test)
-    ours = dequantize_model(tensors, "affine").predict(built.X_test)
+    (prediction,) = run_graph(graph, exported.X_test)
+    ours = dequantize_model(tensors, "affine").predict(exported.X_test)
     np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["q8", "q16"])
-def test_runtime_optimizations_keep_the_weight_only_arithmetic(built, name, tmp_path):
+def test_runtime_optimizations_keep_the_weight_only_arithmetic(exported, name, tmp_path):
     """ONNX Runtime rewrites DequantizeLinear + MatMul with a 2-D weight into MatMulNBits, which
     quantizes the activations too; our 1-D weight keeps the graph as exported."""
     optimized = tmp_path / f"{name}.onnx"
-    session(built.graphs[name], optimized_model_filepath=str(optimized))
+    session(exported.graphs[name], optimized_model_filepath=str(optimized))
     assert [node.op_type for node in onnx.load(optimized).graph.node] == [
         "Cast",
         "DequantizeLinear",
@@ -147,27 +147,30 @@ def test_runtime_optimizations_keep_the_weight_only_arithmetic(built, name, tmp_
     ]
 
 
-def test_integer_graph_is_bit_exact_with_our_integer_path(built):
-    tensors = built.tensors["q8int"]
+def test_integer_graph_is_bit_exact_with_our_integer_path(exported):
+    tensors = exported.tensors["q8int"]
     graph = with_outputs(
-        built.graphs["q8int"], {export_onnx.CODES: (np.int8, ["n_rows", 8]), export_onnx.ACCUMULATOR: (np.int32, ["n_rows", 1])}
+        exported.graphs["q8int"],
+        {export_onnx.CODES: (np.int8, ["n_rows", 8]), export_onnx.ACCUMULATOR: (np.int32, ["n_rows", 1])},
     )
-    prediction, codes, accumulator = run_graph(graph, built.X_test)
-    our_codes = integer.quantize_inputs(built.X_test, tensors["input_mean"], tensors["input_step"], tensors["input_zero_point"])
+    prediction, codes, accumulator = run_graph(graph, exported.X_test)
+    our_codes = integer.quantize_inputs(
+        exported.X_test, tensors["input_mean"], tensors["input_step"], tensors["input_zero_point"]
+    )
     our_accumulator = integer.accumulate(our_codes, tensors["weight_q"], tensors["bias_q"])
     assert codes.dtype == np.int8 and np.array_equal(codes, our_codes)
     assert accumulator.dtype == np.int32 and np.array_equal(accumulator[:, 0], our_accumulator)
     # One float32 rescale of an exact integer (|accumulator| < 2^24, so its cast is exact).
-    ours = integer.predict(tensors, built.X_test)
+    ours = integer.predict(tensors, exported.X_test)
     assert np.max(np.abs(accumulator)) < 2**24
     np.testing.assert_allclose(prediction[:, 0], ours, rtol=EPS32 / 2, atol=0)
 
 
-def test_matmul_integer_equals_our_accumulation_on_extreme_codes(built):
+def test_matmul_integer_equals_our_accumulation_on_extreme_codes(exported):
     """ONNX Runtime's MatMulInteger alone, on every corner of the int8 range: the same int32 sums."""
     from onnx import helper, numpy_helper
 
-    weight_q = built.tensors["q8int"]["weight_q"]
+    weight_q = exported.tensors["q8int"]["weight_q"]
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["codes", "weight_q"], ["accumulator"])],
         "matmul_integer",
@@ -193,54 +196,53 @@ def test_matmul_integer_equals_our_accumulation_on_extreme_codes(built):
 
 
 @pytest.mark.parametrize("scheme", ["published_a", "published_b"])
-def test_published_schemes_export_as_the_model_they_dequantize_to(built, scheme):
+def test_published_schemes_export_as_the_model_they_dequantize_to(exported, scheme):
     """`dvc exp run -S 'quantize.q8={scheme: published_b}'` still exports: the float64 graph of what
     our predictor computes for that scheme. Their codes have no QDQ form of ours."""
     published = {"published_a": params.PublishedA, "published_b": params.PublishedB}[scheme](scheme=scheme)
-    tensors = quantize_model(built.float_model, built.X_test, 8, published)
+    tensors = quantize_model(exported.float_model, exported.X_test, 8, published)
     with pytest.raises(PipelineError, match="only the affine scheme exports to ONNX in QDQ form"):
         export_onnx.weight_only_graph(tensors, 8)
     saved = SavedModel(tensors, scheme, 8, [f"f{i}" for i in range(8)], {}, 0)
-    (prediction,) = run_graph(export_onnx.graph_for("q8", saved), built.X_test)
-    ours = dequantize_model(tensors, scheme).predict(built.X_test)
+    (prediction,) = run_graph(export_onnx.graph_for("q8", saved), exported.X_test)
+    ours = dequantize_model(tensors, scheme).predict(exported.X_test)
     np.testing.assert_allclose(prediction[:, 0], ours, rtol=1e-6, atol=1e-9)
 
 
-def test_invalid_graph_is_refused_in_one_line(built):
+def test_invalid_graph_is_refused_in_one_line(exported):
     broken = onnx.ModelProto()
-    broken.CopyFrom(built.graphs["q8int"])
+    broken.CopyFrom(exported.graphs["q8int"])
     broken.graph.node[2].input[0] = "no_such_value"
     with pytest.raises(PipelineError, match="ONNX graph q8int is invalid") as caught:
         export_onnx.checked_bytes(broken)
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.slow
-def test_pipeline_graphs_give_the_pipelines_predictions(built_repo):
+def test_pipeline_graphs_give_the_pipelines_predictions(built):
     """After `dvc repro`, models/*.onnx in ONNX Runtime give what evaluate scored (plots/*.csv,
     written with repr) and metrics/evaluate.json's figures for the integer model."""
     from stages.dataset import read_split
 
-    X, y = read_split(built_repo / paths.TEST_CSV)
+    X, y = read_split(built / paths.TEST_CSV)
     for name in ("float", *paths.WEIGHT_ONLY_MODELS):
-        (prediction,) = session((built_repo / paths.onnx_file(name)).read_bytes()).run(None, {export_onnx.INPUT: X})
-        expected = np.loadtxt(built_repo / paths.plot_file(name), delimiter=",", skiprows=1, usecols=1)
+        (prediction,) = session((built / paths.onnx_file(name)).read_bytes()).run(None, {export_onnx.INPUT: X})
+        expected = np.loadtxt(built / paths.plot_file(name), delimiter=",", skiprows=1, usecols=1)
         tolerance = 1e-6 * np.abs(expected) + 1e-12 if name == "float" else 1e-5
         assert np.all(np.abs(prediction[:, 0] - expected) <= tolerance), name
-    (prediction,) = session((built_repo / paths.onnx_file("q8int")).read_bytes()).run(None, {export_onnx.INPUT: X})
-    metrics = json.loads((built_repo / paths.EVALUATE_METRICS).read_text())["q8int"]
+    (prediction,) = session((built / paths.onnx_file("q8int")).read_bytes()).run(None, {export_onnx.INPUT: X})
+    metrics = json.loads((built / paths.EVALUATE_METRICS).read_text())["q8int"]
     r2 = 1 - np.sum((y - prediction[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
     assert r2 == pytest.approx(metrics["r2"], abs=1e-6)
 
 
-def test_export_stage_with_a_missing_model_exits_2_and_writes_nothing(tmp_path, built):
+def test_export_stage_with_a_missing_model_exits_2_and_writes_nothing(tmp_path, exported):
     """One line naming the missing file; no graph is written, not even the ones that could be."""
     (tmp_path / "models").mkdir()
     for name in ("float", "q8", "q16"):  # q8int missing
         scheme, bits = ("float", 64) if name == "float" else ("affine", int(name[1:]))
         save_model(
             tmp_path / paths.model_file(name),
-            built.tensors[name],
+            exported.tensors[name],
             scheme=scheme,
             bits=bits,
             features=[f"f{i}" for i in range(8)],

@@ -1,6 +1,6 @@
 """The predictor (housing_predictor/cli.py): its CSV contract, deterministic predictions, its commands.
 
-The CLI runs from the work tree on the artifacts of a fresh `dvc repro` (``built_repo``); hostile
+The CLI runs from the work tree on the artifacts the stages built (``built``); hostile
 input and outputs are tested in test_predict_hostile.py.
 """
 
@@ -176,8 +176,8 @@ def test_predictions_round_trip():
 
 
 @pytest.fixture(scope="module")
-def models(built_repo) -> dict:
-    return {name: Model(name, built_repo / "models") for name in paths.MODELS}
+def models(built) -> dict:
+    return {name: Model(name, built / "models") for name in paths.MODELS}
 
 
 feature_rows = st.lists(
@@ -211,9 +211,9 @@ def test_a_rows_prediction_does_not_depend_on_its_neighbours(models, rows, name)
 # --- the commands, on real artifacts -----------------------------------------------------------
 
 
-def run_cli(built_repo: Path, args: list[str], stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m housing_predictor` from the work tree, on ``built_repo``'s artifacts."""
-    paths = ["--models-dir", str(built_repo / "models"), "--metrics", str(built_repo / "metrics" / "evaluate.json")]
+def run_cli(built: Path, args: list[str], stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m housing_predictor` from the work tree, on ``built``'s artifacts."""
+    paths = ["--models-dir", str(built / "models"), "--metrics", str(built / "metrics" / "evaluate.json")]
     return subprocess.run(
         [sys.executable, "-m", "housing_predictor", *paths, *args],
         cwd=REPO,
@@ -224,48 +224,48 @@ def run_cli(built_repo: Path, args: list[str], stdin: str | None = None, **kwarg
     )
 
 
-def test_predict_equals_what_evaluate_computed(built_repo):
+def test_predict_equals_what_evaluate_computed(built):
     """The test split through the CLI gives, byte for byte, the predictions evaluate wrote (plots/)."""
-    table = np.loadtxt(built_repo / "data" / "test.csv", delimiter=",", skiprows=1)
+    table = np.loadtxt(built / "data" / "test.csv", delimiter=",", skiprows=1)
     features_text = HEADER + "\n" + "\n".join(",".join(map(repr, row)) for row in table[:, :8].tolist()) + "\n"
     for name in ("float", "q8", "q16"):
-        result = run_cli(built_repo, ["predict", "--model", name], stdin=features_text)
+        result = run_cli(built, ["predict", "--model", name], stdin=features_text)
         assert result.returncode == 0, result.stderr
-        evaluated = [line.split(",")[1] for line in (built_repo / "plots" / f"{name}.csv").read_text().splitlines()[1:]]
+        evaluated = [line.split(",")[1] for line in (built / "plots" / f"{name}.csv").read_text().splitlines()[1:]]
         assert result.stdout.splitlines() == ["prediction", *evaluated]
 
 
-def test_integer_only_model_predicts_what_evaluate_scored(built_repo):
+def test_integer_only_model_predicts_what_evaluate_scored(built):
     """q8int through the CLI: its integer arithmetic, the deviations evaluate recorded."""
-    table = np.loadtxt(built_repo / "data" / "test.csv", delimiter=",", skiprows=1)
+    table = np.loadtxt(built / "data" / "test.csv", delimiter=",", skiprows=1)
     features_text = HEADER + "\n" + "\n".join(",".join(map(repr, row)) for row in table[:, :8].tolist()) + "\n"
     predicted = {}
     for name in ("float", "q8int"):
-        result = run_cli(built_repo, ["predict", "--model", name], stdin=features_text)
+        result = run_cli(built, ["predict", "--model", name], stdin=features_text)
         assert result.returncode == 0, result.stderr
         predicted[name] = np.array(result.stdout.splitlines()[1:], dtype=float)
-    recorded = json.loads((built_repo / "metrics" / "evaluate.json").read_text())["q8int"]
+    recorded = json.loads((built / "metrics" / "evaluate.json").read_text())["q8int"]
     deviation = np.abs(predicted["q8int"] - predicted["float"])
     assert deviation.max() * TARGET_UNIT_USD == pytest.approx(recorded["max_deviation_usd"], rel=1e-12)
     assert np.sqrt(np.mean(deviation**2)) * TARGET_UNIT_USD == pytest.approx(recorded["rms_deviation_usd"], rel=1e-9)
 
 
-def test_output_file_is_replaced_only_on_success(built_repo, tmp_path):
+def test_output_file_is_replaced_only_on_success(built, tmp_path):
     out = tmp_path / "predictions.csv"
     out.write_text("keep me\n")
     bad = HEADER + "\n" + (ROW + "\n") * 100_000 + ROW.replace("322.0", "oops") + "\n"  # fails after many blocks
-    result = run_cli(built_repo, ["predict", "--model", "q8", "--output", str(out)], stdin=bad)
+    result = run_cli(built, ["predict", "--model", "q8", "--output", str(out)], stdin=bad)
     assert result.returncode == 2 and "line 100002, column Population" in result.stderr
     assert out.read_text() == "keep me\n"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]  # no temp file left
-    result = run_cli(built_repo, ["predict", "--model", "q8", "--output", str(out)], stdin=HEADER + "\n" + ROW + "\n")
+    result = run_cli(built, ["predict", "--model", "q8", "--output", str(out)], stdin=HEADER + "\n" + ROW + "\n")
     assert result.returncode == 0, result.stderr
     assert out.read_text().splitlines()[0] == "prediction" and len(out.read_text().splitlines()) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
 
 
-def test_selfcheck_checks_every_model_on_the_pipelines_artifacts(built_repo):
-    result = run_cli(built_repo, ["selfcheck"])
+def test_selfcheck_checks_every_model_on_the_pipelines_artifacts(built):
+    result = run_cli(built, ["selfcheck"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == list(paths.MODELS)
@@ -273,9 +273,9 @@ def test_selfcheck_checks_every_model_on_the_pipelines_artifacts(built_repo):
 
 
 @pytest.fixture
-def artifacts_copy(built_repo, tmp_path) -> Path:
-    shutil.copytree(built_repo / "models", tmp_path / "models")
-    shutil.copytree(built_repo / "metrics", tmp_path / "metrics")
+def artifacts_copy(built, tmp_path) -> Path:
+    shutil.copytree(built / "models", tmp_path / "models")
+    shutil.copytree(built / "metrics", tmp_path / "metrics")
     return tmp_path
 
 
@@ -309,15 +309,15 @@ def test_selfcheck_without_its_sample(artifacts_copy):
     assert result.returncode == 2 and "selfcheck.csv is missing" in result.stderr
 
 
-def test_version_is_provenance(built_repo):
-    result = run_cli(built_repo, ["--version"], env={**os.environ, "GIT_COMMIT": "abc123"})
+def test_version_is_provenance(built):
+    result = run_cli(built, ["--version"], env={**os.environ, "GIT_COMMIT": "abc123"})
     assert result.returncode == 0, result.stderr
     provenance = json.loads(result.stdout)
     assert provenance["git_commit"] == "abc123"
     assert list(provenance["models"]) == list(paths.MODELS)
-    assert provenance["metrics"] == json.loads((built_repo / "metrics" / "evaluate.json").read_text())
+    assert provenance["metrics"] == json.loads((built / "metrics" / "evaluate.json").read_text())
     for name, entry in provenance["models"].items():
-        params = load_model(built_repo / "models" / f"{name}.safetensors").params
+        params = load_model(built / "models" / f"{name}.safetensors").params
         assert entry["params"] == params
         assert (
             entry["params_sha256"]
@@ -326,14 +326,14 @@ def test_version_is_provenance(built_repo):
     assert provenance["models"]["q8"]["params"]["quantize"] != provenance["models"]["q16"]["params"]["quantize"]
 
 
-def test_version_in_a_checkout_takes_the_commit_from_git(built_repo):
+def test_version_in_a_checkout_takes_the_commit_from_git(built):
     environment = {key: value for key, value in os.environ.items() if key != "GIT_COMMIT"}
-    result = run_cli(built_repo, ["--version"], env=environment)
+    result = run_cli(built, ["--version"], env=environment)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["git_commit"] == run(["git", "rev-parse", "HEAD"], cwd=REPO).stdout.strip()
 
 
-def test_help(built_repo):
+def test_help(built):
     for args in (["--help"], ["predict", "--help"], ["selfcheck", "--help"]):
         result = run([sys.executable, "-m", "housing_predictor", *args], cwd=REPO)
         assert "usage: python -m housing_predictor" in result.stdout

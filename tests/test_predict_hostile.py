@@ -243,11 +243,11 @@ def snapshot(folder: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture
-def case_folder(built_repo, tmp_path) -> Path:
+def case_folder(built, tmp_path) -> Path:
     """models/ and metrics/ copied from the build, in.csv, and out/target.csv (mode 0600)."""
-    shutil.copytree(built_repo / "models", tmp_path / "models", ignore=shutil.ignore_patterns("*.joblib"))
+    shutil.copytree(built / "models", tmp_path / "models", ignore=shutil.ignore_patterns("*.joblib"))
     (tmp_path / "metrics").mkdir()
-    shutil.copy(built_repo / "metrics" / "evaluate.json", tmp_path / "metrics")
+    shutil.copy(built / "metrics" / "evaluate.json", tmp_path / "metrics")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "target.csv").write_bytes(KEPT)
     (tmp_path / "out" / "target.csv").chmod(0o600)

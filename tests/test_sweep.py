@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,32 +15,21 @@ from stages import params
 from stages import sweep as sweep_stage
 from stages.dataset import read_split
 
-from conftest import REPO, affine, run
+from conftest import REPO, affine
 
 FIGURES = ["r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd", "payload_bytes"]
 
 
 @pytest.fixture(scope="module")
-def swept_repo(built_repo, tmp_path_factory) -> Path:
-    """A copy of the built repo where the sweep stage has just run again (a fresh clone's `dvc
-    repro` skips it: its outputs are in git and its inputs come back bit for bit)."""
-    repo = Path(shutil.copytree(built_repo, tmp_path_factory.mktemp("swept") / "repo", symlinks=True))
-    for path in (paths.SWEEP_METRICS, paths.SWEEP_PLOT):
-        (repo / path).unlink()
-    run([sys.executable, "-m", "stages.sweep"], cwd=repo)
-    return repo
-
-
-@pytest.fixture(scope="module")
-def swept(swept_repo) -> tuple[dict, dict]:
-    """metrics/sweep.json just computed, and metrics/evaluate.json of a fresh `dvc repro`."""
-    read = lambda path: json.loads((swept_repo / path).read_text())  # noqa: E731
+def swept(built) -> tuple[dict, dict]:
+    """metrics/sweep.json and metrics/evaluate.json, just computed by the stages."""
+    read = lambda path: json.loads((built / path).read_text())  # noqa: E731
     return read(paths.SWEEP_METRICS), read(paths.EVALUATE_METRICS)
 
 
-def test_sweep_rebuilds_the_committed_files_byte_for_byte(swept_repo):
+def test_sweep_rebuilds_the_committed_files_byte_for_byte(built):
     for path in (paths.SWEEP_METRICS, paths.SWEEP_PLOT):
-        assert (swept_repo / path).read_bytes() == (REPO / path).read_bytes(), path
+        assert (built / path).read_bytes() == (REPO / path).read_bytes(), path
 
 
 def test_sweep_holds_every_scheme_and_bit_width(swept):
@@ -75,11 +61,11 @@ def test_a_scheme_like_q8_or_q16_gives_exactly_evaluates_figures(swept):
         pytest.skip("no sweep scheme is quantize.q8's or quantize.q16's in params.yaml: nothing to compare")
 
 
-def test_error_shrinks_with_bits_for_our_scheme(built_repo):
+def test_error_shrinks_with_bits_for_our_scheme(built):
     """What the sweep plot shows: affine's RMS deviation falls by orders of magnitude from 2 to 16
     bits, and at every width it beats both published schemes."""
-    model = dequantize_model(load_model(built_repo / paths.model_file("float")).tensors, "float")
-    (train_X, _), (test_X, test_y) = (read_split(built_repo / path) for path in (paths.TRAIN_CSV, paths.TEST_CSV))
+    model = dequantize_model(load_model(built / paths.model_file("float")).tensors, "float")
+    (train_X, _), (test_X, test_y) = (read_split(built / path) for path in (paths.TRAIN_CSV, paths.TEST_CSV))
     schemes = {"affine": affine(), "a": params.PublishedA(scheme="published_a"), "b": params.PublishedB(scheme="published_b")}
     figures = sweep_stage.sweep(model, train_X, test_X, test_y, schemes, range(2, 17))
     rms = {name: [entry["rms_deviation_usd"] for entry in by_bits.values()] for name, by_bits in figures.items()}
@@ -88,9 +74,9 @@ def test_error_shrinks_with_bits_for_our_scheme(built_repo):
         assert ours < a and ours < b
 
 
-def test_plot_data_is_the_metrics(swept_repo, swept):
+def test_plot_data_is_the_metrics(built, swept):
     figures, _ = swept
-    with open(swept_repo / paths.SWEEP_PLOT, newline="") as handle:
+    with open(built / paths.SWEEP_PLOT, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == sweep_stage.PLOT_COLUMNS
     assert len(rows) == sum(len(by_bits) for by_bits in figures.values())
