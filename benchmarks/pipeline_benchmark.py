@@ -40,7 +40,7 @@ from stages import params
 from stages.sweep import sweep
 import sklearn.metrics  # imported by the stage anyway; not part of the compute
 
-study = params.load("sweep")
+study = params.load().sweep
 model = dequantize_model(load_model(paths.model_file("float")).tensors, "float")
 train_X, _ = read_split(paths.TRAIN_CSV)
 test_X, test_y = read_split(paths.TEST_CSV)

@@ -161,7 +161,7 @@ def breakdown(app: Path, model: str, source: Path, target: Path) -> dict[str, fl
     with open(source, "rb") as stream, open(target, "wb") as out:
         blocks = csv_io._blocks(stream, "input", csv_io.BLOCK_CHARS)
         _, first = next(blocks)
-        header = csv_io.parse_header(first[0], "input")
+        header = csv_io.parse_header(first[0])
         order = csv_io.column_order(header, model.features, "input")
         clock = time.perf_counter()
         for first_line, lines in itertools.chain([(2, first[1:])], blocks):

@@ -47,7 +47,7 @@ def read_table(stream: BinaryIO, columns: list[str], source: str, block_chars: i
             start = next((i for i, line in enumerate(lines) if line.strip()), None)
             if start is None:
                 continue
-            header = parse_header(lines[start], source)
+            header = parse_header(lines[start])
             order = column_order(header, columns, source)
             first_line, lines = first_line + start + 1, lines[start + 1 :]
         X = parse_rows(lines, first_line, header, source)
@@ -94,7 +94,7 @@ def _read(text: io.TextIOWrapper, size: int, source: str) -> str:
         raise PipelineError(f"{source} cannot be read: {error.strerror or error}") from None
 
 
-def parse_header(line: str, source: str) -> list[str]:
+def parse_header(line: str) -> list[str]:
     """Column names (quoted or not, surrounding spaces ignored)."""
     return [name.strip() for name in next(csv.reader([line], quotechar=QUOTE))]
 

@@ -1,5 +1,5 @@
 """Every path the pipeline reads or writes, relative to the repository root (DVC's working dir),
-and the models it builds. dvc.yaml names the same files; tests/test_pipeline.py checks that the
+and the models it builds. dvc.yaml names the same files; tests/test_dvc_yaml.py checks that the
 two agree.
 """
 

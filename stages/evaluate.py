@@ -124,7 +124,7 @@ def write_plot_data(y: np.ndarray, predictions: dict[str, np.ndarray], weights: 
 
 
 def main() -> None:
-    evaluate = params.load("evaluate")
+    evaluate = params.load().evaluate
     X, y = read_split(paths.TEST_CSV)
     if evaluate.selfcheck_rows > len(X):
         raise PipelineError(

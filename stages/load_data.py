@@ -79,7 +79,7 @@ def split(X: np.ndarray, y: np.ndarray, load_data: params.LoadData):
 
 
 def main() -> None:
-    load_data = params.load("load_data")
+    load_data = params.load().load_data
     X, y, feature_names = fetch()
     validate(X, y, feature_names)
     X_train, X_test, y_train, y_test = split(X, y, load_data)

@@ -3,16 +3,16 @@
 Every model forbids unknown keys (a misspelt key is an error, not a silent default) and is strict
 (`standardize: yes` is the string 'yes' to DVC's YAML 1.2 reader, and refused as a flag). A
 quantization scheme is a union tagged by ``scheme``: the published schemes are fixed arithmetic,
-so they take no other key. ``load`` turns pydantic's first error into one line naming the key,
+so they take no other key. ``load`` validates the whole file, so a stage never runs on a params.yaml
+that another stage would refuse, and turns pydantic's first error into one line naming the key,
 the value and what is allowed.
 """
 
 from __future__ import annotations
 
-from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from housing_predictor.errors import PipelineError
@@ -22,6 +22,16 @@ from housing_predictor.quantization import MAX_BITS, MIN_BITS
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: object) -> object:
+        """Unknown keys named with the allowed ones (pydantic's own error names only the key)."""
+        unknown = [key for key in data if key not in cls.model_fields] if isinstance(data, dict) else []
+        if unknown:
+            keys = f"key {unknown[0]!r}" if len(unknown) == 1 else f"keys {', '.join(map(repr, unknown))}"
+            raise ValueError(f"unknown {keys} (allowed keys: {', '.join(cls.model_fields)})")
+        return data
 
 
 class LoadData(Section):
@@ -91,20 +101,13 @@ class Params(Section):
     sweep: Sweep
 
 
-def load(section: str = "", path=PARAMS):
-    """The validated section ``section`` of params.yaml ('train', 'quantize.q8'...; '' the whole
-    file), or a PipelineError naming the first bad key."""
+def load(path=PARAMS) -> Params:
+    """params.yaml, validated; a PipelineError naming the first bad key otherwise."""
     document = read(path)
-    keys = tuple(section.split(".")) if section else ()
-    node = document
-    for depth, key in enumerate(keys):
-        if not isinstance(node, dict) or key not in node:
-            raise PipelineError(f"params.yaml: section {'.'.join(keys[: depth + 1])} is missing")
-        node = node[key]
     try:
-        return TypeAdapter(_annotation_at(Params, document, keys)).validate_python(node)
+        return Params.model_validate(document)
     except ValidationError as error:
-        raise PipelineError(f"params.yaml: {_one_line(error.errors(), document, keys)}") from None
+        raise PipelineError(f"params.yaml: {_one_line(error.errors()[0], document)}") from None
 
 
 def read(path=PARAMS) -> dict:
@@ -122,33 +125,10 @@ def read(path=PARAMS) -> dict:
     return document
 
 
-def _one_line(errors: list[dict], document: dict, section: tuple) -> str:
-    """pydantic's first error as 'key: what is wrong, got value', the key dotted from the file's
-    top; unknown keys are named together with the keys allowed there."""
-    error, where = errors[0], _dotted(errors[0]["loc"], document, section)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent = where[:-1]
-        extras = [_dotted(e["loc"], document, section) for e in errors if e["type"] == kind]
-        unknown = [keys[-1] for keys in extras if keys[:-1] == parent]
-        keys = "key " + repr(unknown[0]) if len(unknown) == 1 else "keys " + ", ".join(map(repr, unknown))
-        return f"{'.'.join(parent)} has unknown {keys} (allowed keys: {', '.join(_allowed_keys(document, parent))})"
-    if kind == "missing":
-        return f"{'.'.join(where)} is missing"
-    if kind.startswith("union_tag"):
-        expected = error.get("ctx", {}).get("expected_tags", "").replace("'", "")
-        return f"{'.'.join(where)}.scheme must be one of {expected}; got {error['input'].get('scheme')!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    message = message[0].lower() + message[1:]
-    if kind == "value_error":  # a check across keys (sweep's bit range)
-        return f"{'.'.join(where)}: {message}"
-    return f"{'.'.join(where)}: {message}, got {error['input']!r}"
-
-
-def _dotted(loc: tuple, document: dict, section: tuple) -> list[str]:
-    """The keys of pydantic's ``loc`` (relative to ``section``) from the file's top."""
-    keys, node = list(section), _walk(document, section)
-    for part in loc:
+def _one_line(error: dict, document: dict) -> str:
+    """pydantic's error as 'key: what is wrong, got value', the key dotted from the file's top."""
+    keys, node = [], document
+    for part in error["loc"]:
         # a tagged union puts the tag (the scheme's name) into the path: it is not a key
         if isinstance(node, dict) and part not in node and part == node.get("scheme"):
             continue
@@ -156,46 +136,14 @@ def _dotted(loc: tuple, document: dict, section: tuple) -> list[str]:
             break
         keys.append(str(part))
         node = node.get(part) if isinstance(node, dict) else None
-    return keys
-
-
-def _allowed_keys(document: dict, keys: list[str]) -> list[str]:
-    model = _member(_annotation_at(Params, document, tuple(keys)), _walk(document, keys))
-    return list(model.model_fields) if model else []
-
-
-def _walk(document: dict, keys) -> object:
-    node = document
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
-
-
-def _annotation_at(model, document: dict, keys: tuple):
-    """What validates the value at ``keys``: a model's field, a dict's values, a scheme's member."""
-    annotation = model
-    for depth, key in enumerate(keys):
-        member = _member(annotation, _walk(document, keys[:depth]))
-        if member is not None:
-            field = member.model_fields[key]
-            annotation = Annotated[field.annotation, field]  # with its constraints and discriminator
-        else:  # dict[str, X]
-            annotation = get_args(_unwrapped(annotation))[1]
-    return annotation
-
-
-def _unwrapped(annotation):
-    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
-
-
-def _member(annotation, node) -> type[BaseModel] | None:
-    """The model ``annotation`` stands for at ``node``: itself, or the union member whose
-    ``scheme`` is the node's."""
-    annotation = _unwrapped(annotation)
-    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
-    for member in members:
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            tag = member.model_fields.get("scheme")
-            if tag is None or (isinstance(node, dict) and node.get("scheme") in get_args(tag.annotation)):
-                return member
-    return None
+    where = ".".join(keys) or "the file"
+    if error["type"] == "missing":
+        return f"{where} is missing"
+    if error["type"].startswith("union_tag"):
+        expected = error["ctx"]["expected_tags"].replace("'", "")
+        return f"{where}.scheme must be one of {expected}; got {error['input'].get('scheme')!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    if error["type"] == "value_error":  # our own checks: unknown keys, sweep's bit range
+        return f"{where}: {message}"
+    return f"{where}: {message}, got {error['input']!r}"

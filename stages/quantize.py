@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, required=True, choices=[paths.MODEL_BITS[name] for name in paths.WEIGHT_ONLY_MODELS])
     bits = parser.parse_args().bits
     name = f"q{bits}"
-    scheme = params.load(f"quantize.{name}")
+    scheme = getattr(params.load().quantize, name)
     saved = load_model(paths.model_file("float"))
     train_X, _ = read_split(paths.TRAIN_CSV)
     tensors = quantize_model(dequantize_model(saved.tensors, "float"), train_X, bits, scheme)

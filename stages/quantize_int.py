@@ -19,7 +19,7 @@ from stages.dataset import read_split
 
 
 def main() -> None:
-    options = params.load("quantize.q8int")
+    options = params.load().quantize.q8int
     saved = load_model(paths.model_file("float"))
     train_X, _ = read_split(paths.TRAIN_CSV)
     tensors = quantize_integer(dequantize_model(saved.tensors, "float"), train_X, options)

@@ -70,7 +70,7 @@ def plot_rows(figures: dict[str, dict[str, dict]]) -> list[list]:
 
 
 def main() -> None:
-    study = params.load("sweep")
+    study = params.load().sweep
     model = dequantize_model(load_model(paths.model_file("float")).tensors, "float")
     train_X, _ = read_split(paths.TRAIN_CSV)
     test_X, test_y = read_split(paths.TEST_CSV)

@@ -49,8 +49,9 @@ def fit_metrics(y: np.ndarray, predictions: np.ndarray) -> dict:
 def main() -> None:
     import joblib
 
-    train = params.load("train")
-    provenance = {"load_data": params.load("load_data").model_dump(), "train": train.model_dump()}
+    loaded = params.load()
+    train = loaded.train
+    provenance = {"load_data": loaded.load_data.model_dump(), "train": train.model_dump()}
     X, y = read_split(paths.TRAIN_CSV)
     estimator = fit(X, y, train)
     buffer = io.BytesIO()

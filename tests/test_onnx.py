@@ -40,13 +40,13 @@ class Exported(NamedTuple):
 
 @pytest.fixture(scope="module")
 def exported() -> Exported:
-    X_train, X_test, y_train, _ = housing_split(params.load("load_data"))
+    X_train, X_test, y_train, _ = housing_split(params.load(REPO / "params.yaml").load_data)
     model = linear_params(fit(X_train, y_train, params.Train(standardize=True)))
     tensors = {
         "float": float_tensors(model),
         "q8": quantize_model(model, X_train, 8, affine()),
         "q16": quantize_model(model, X_train, 16, affine()),
-        "q8int": integer.quantize_integer(model, X_train, params.load("quantize.q8int")),
+        "q8int": integer.quantize_integer(model, X_train, params.load(REPO / "params.yaml").quantize.q8int),
     }
     graphs = {
         "float": export_onnx.float_graph(tensors["float"]),

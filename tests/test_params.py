@@ -41,71 +41,65 @@ def write(folder: Path, document: dict) -> Path:
 
 
 def test_committed_params_are_valid():
-    assert isinstance(params.load("", REPO / "params.yaml"), params.Params)
+    assert isinstance(params.load(REPO / "params.yaml"), params.Params)
 
 
 BAD = [
-    ("load_data", "load_data.test_size", 1.5, "load_data.test_size: input should be less than 1, got 1.5"),
-    ("load_data", "load_data.test_size", True, "load_data.test_size: input should be a valid number, got True"),
-    ("load_data", "load_data.test_size", "0.2", "load_data.test_size: input should be a valid number, got '0.2'"),
-    ("load_data", "load_data.random_state", -1, "load_data.random_state: input should be greater than or equal to 0, got -1"),
-    ("load_data", "load_data.random_state", 4.5, "load_data.random_state: input should be a valid integer, got 4.5"),
-    ("load_data", "load_data.tset_size", 0.2, "load_data has unknown key 'tset_size' (allowed keys: test_size, random_state)"),
-    ("train", "train.standardize", "yes", "train.standardize: input should be a valid boolean, got 'yes'"),
+    ("load_data.test_size", 1.5, "load_data.test_size: input should be less than 1, got 1.5"),
+    ("load_data.test_size", True, "load_data.test_size: input should be a valid number, got True"),
+    ("load_data.test_size", "0.2", "load_data.test_size: input should be a valid number, got '0.2'"),
+    ("load_data.random_state", -1, "load_data.random_state: input should be greater than or equal to 0, got -1"),
+    ("load_data.random_state", 4.5, "load_data.random_state: input should be a valid integer, got 4.5"),
+    ("load_data.tset_size", 0.2, "load_data: unknown key 'tset_size' (allowed keys: test_size, random_state)"),
+    ("train.standardize", "yes", "train.standardize: input should be a valid boolean, got 'yes'"),
     (
-        "quantize.q8",
         "quantize.q8.scheme",
         "magic",
         "quantize.q8.scheme must be one of affine, published_a, published_b; got 'magic'",
     ),
-    ("quantize.q16", "quantize.q16.rounding", "up", "quantize.q16.rounding: input should be 'nearest' or 'truncate', got 'up'"),
-    ("quantize.q8", "quantize.q8.scale_search", 3, "quantize.q8.scale_search: input should be 'none' or 'mse', got 3"),
-    ("quantize.q16", "quantize.q16.bias_correction", None, "quantize.q16.bias_correction is missing"),
+    ("quantize.q16.rounding", "up", "quantize.q16.rounding: input should be 'nearest' or 'truncate', got 'up'"),
+    ("quantize.q8.scale_search", 3, "quantize.q8.scale_search: input should be 'none' or 'mse', got 3"),
+    ("quantize.q16.bias_correction", None, "quantize.q16.bias_correction is missing"),
     # a published scheme is fixed arithmetic: the affine scheme's keys are refused, not ignored
     (
-        "quantize.q8",
         "quantize.q8.scheme",
         "published_b",
-        "quantize.q8 has unknown keys 'bias_correction', 'rounding', 'scale_search', 'signed', 'symmetric' (allowed keys: scheme)",
+        "quantize.q8: unknown keys 'bias_correction', 'rounding', 'scale_search', 'signed', 'symmetric' (allowed keys: scheme)",
     ),
     (
-        "quantize.q8int",
         "quantize.q8int.granularity",
         "per_row",
         "quantize.q8int.granularity: input should be 'per_feature' or 'per_tensor', got 'per_row'",
     ),
     (
-        "quantize.q8int",
         "quantize.q8int.bias_correction",
         1,
         "quantize.q8int.bias_correction: input should be a valid boolean, got 1",
     ),
-    ("evaluate", "evaluate.selfcheck_rows", 0, "evaluate.selfcheck_rows: input should be greater than or equal to 1, got 0"),
-    ("sweep", "sweep.max_bits", 17, "sweep.max_bits: input should be less than or equal to 16, got 17"),
-    ("sweep", "sweep.min_bits", 9, "sweep: min_bits (9) must not exceed max_bits (8)"),
-    ("sweep", "sweep.schemes", {}, "sweep.schemes: dictionary should have at least 1 item after validation, not 0, got {}"),
+    ("evaluate.selfcheck_rows", 0, "evaluate.selfcheck_rows: input should be greater than or equal to 1, got 0"),
+    ("sweep.max_bits", 17, "sweep.max_bits: input should be less than or equal to 16, got 17"),
+    ("sweep.min_bits", 9, "sweep: min_bits (9) must not exceed max_bits (8)"),
+    ("sweep.schemes", {}, "sweep.schemes: dictionary should have at least 1 item after validation, not 0, got {}"),
     (
-        "sweep",
         "sweep.schemes.published_a.symmetric",
         True,
-        "sweep.schemes.published_a has unknown key 'symmetric' (allowed keys: scheme)",
+        "sweep.schemes.published_a: unknown key 'symmetric' (allowed keys: scheme)",
     ),
-    ("sweep", "sweep.schemes.Bad", {"scheme": "published_a"}, "sweep.schemes.Bad: string should match pattern"),
-    ("sweep", "sweep.step", 2, "sweep has unknown key 'step' (allowed keys: min_bits, max_bits, schemes)"),
+    ("sweep.schemes.Bad", {"scheme": "published_a"}, "sweep.schemes.Bad: string should match pattern"),
+    ("sweep.step", 2, "sweep: unknown key 'step' (allowed keys: min_bits, max_bits, schemes)"),
 ]
 
 
-@pytest.mark.parametrize(("section", "key", "value", "message"), BAD, ids=[f"{key}={value!r}" for _, key, value, _ in BAD])
-def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(tmp_path, section, key, value, message):
+@pytest.mark.parametrize(("key", "value", "message"), BAD, ids=[f"{key}={value!r}" for key, value, _ in BAD])
+def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(tmp_path, key, value, message):
     document = changed(key, value)
     if key == "sweep.min_bits":
         document["sweep"]["max_bits"] = 8
     path = write(tmp_path, document)
-    for loaded in (section, ""):  # the stage's own section, and the whole file
-        with pytest.raises(PipelineError) as error:
-            params.load(loaded, path)
-        assert str(error.value).startswith(f"params.yaml: {message}")
-        assert "\n" not in str(error.value)
+    with pytest.raises(PipelineError) as error:
+        params.load(path)
+    assert str(error.value).startswith(f"params.yaml: {message}")
+    assert "\n" not in str(error.value)
 
 
 def test_params_are_read_as_dvc_reads_them(tmp_path):
@@ -114,22 +108,22 @@ def test_params_are_read_as_dvc_reads_them(tmp_path):
     text = (REPO / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(text.replace("standardize: true", "standardize: yes"))
     with pytest.raises(PipelineError, match=r"^params.yaml: train.standardize: input should be a valid boolean, got 'yes'$"):
-        params.load("train", tmp_path / "params.yaml")
+        params.load(tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text(text.replace("test_size: 0.2", "test_size: 5e-1"))
-    assert params.load("load_data", tmp_path / "params.yaml").test_size == 0.5
+    assert params.load(tmp_path / "params.yaml").load_data.test_size == 0.5
     (tmp_path / "params.yaml").write_text(text.replace("random_state: 42", "random_state: 42\n  random_state: 7"))
     with pytest.raises(PipelineError, match=r"is not valid YAML"):
-        params.load("load_data", tmp_path / "params.yaml")
+        params.load(tmp_path / "params.yaml")
 
 
 def test_unreadable_params_and_missing_sections_are_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("load_data: [unclosed\n")
     with pytest.raises(PipelineError, match=r"is not valid YAML"):
-        params.load("load_data", tmp_path / "params.yaml")
+        params.load(tmp_path / "params.yaml")
     with pytest.raises(PipelineError, match=r"cannot read"):
-        params.load("load_data", tmp_path / "absent.yaml")
-    with pytest.raises(PipelineError, match=r"^params.yaml: section evaluate is missing$"):
-        params.load("evaluate", write(tmp_path, changed("evaluate", None)))
+        params.load(tmp_path / "absent.yaml")
+    with pytest.raises(PipelineError, match=r"^params.yaml: evaluate is missing$"):
+        params.load(write(tmp_path, changed("evaluate", None)))
 
 
 STAGES = [

@@ -20,7 +20,7 @@ from stages.dataset import FEATURES, TARGET, read_split, write_csv, write_split
 
 from conftest import REPO, affine, run
 
-COMMITTED_SPLIT = params.load("load_data", REPO / "params.yaml")
+COMMITTED_SPLIT = params.load(REPO / "params.yaml").load_data
 
 
 @pytest.fixture(scope="module")

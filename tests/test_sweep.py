@@ -34,7 +34,7 @@ def test_sweep_rebuilds_the_committed_files_byte_for_byte(built):
 
 def test_sweep_holds_every_scheme_and_bit_width(swept):
     figures, _ = swept
-    section = params.load("sweep", REPO / "params.yaml")
+    section = params.load(REPO / "params.yaml").sweep
     assert list(figures) == list(section.schemes)
     widths = [str(bits) for bits in range(section.min_bits, section.max_bits + 1)]
     for name, by_bits in figures.items():
@@ -49,10 +49,10 @@ def test_a_scheme_like_q8_or_q16_gives_exactly_evaluates_figures(swept):
     """The sweep quantizes by quantize-8/16's code path and scores like evaluate: where a sweep
     scheme and width are q8's or q16's, every figure is evaluate's, to the last bit."""
     figures, evaluation = swept
-    section = params.load("sweep", REPO / "params.yaml")
+    section = params.load(REPO / "params.yaml").sweep
     compared = 0
     for model in paths.WEIGHT_ONLY_MODELS:
-        scheme, bits = params.load(f"quantize.{model}", REPO / "params.yaml"), str(paths.MODEL_BITS[model])
+        scheme, bits = getattr(params.load(REPO / "params.yaml").quantize, model), str(paths.MODEL_BITS[model])
         for name, candidate in section.schemes.items():
             if candidate == scheme and bits in figures[name]:
                 assert figures[name][bits] == {key: evaluation[model][key] for key in FIGURES}, (name, model)
