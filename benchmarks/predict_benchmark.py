@@ -161,13 +161,14 @@ def breakdown(app: Path, model: str, source: Path, target: Path) -> dict[str, fl
     with open(source, "rb") as stream, open(target, "wb") as out:
         blocks = csv_io._blocks(stream, "input", csv_io.BLOCK_CHARS)
         _, first = next(blocks)
-        header = csv_io.parse_header(first[0])
+        header_line, _, first = first.partition("\n")
+        header = csv_io.parse_header(header_line)
         order = csv_io.column_order(header, model.features, "input")
         clock = time.perf_counter()
-        for first_line, lines in itertools.chain([(2, first[1:])], blocks):
+        for first_line, block in itertools.chain([(2, first)], blocks):
             spent["read and decode lines"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            X = csv_io.parse_rows(lines, first_line, header, "input")[:, order]
+            X = csv_io.parse_rows(block, first_line, header, "input")[:, order]
             spent["numpy.loadtxt"] += time.perf_counter() - clock
             clock = time.perf_counter()
             predictions = model.predict(X)

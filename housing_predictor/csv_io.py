@@ -3,7 +3,7 @@
 
 ``io.TextIOWrapper(encoding="utf-8-sig", newline=None)`` takes the BOM off and turns every line
 ending (LF, CRLF, CR) into LF; bytes that are not UTF-8 come through as lone surrogates
-(``surrogateescape``), so that the line holding them can be named. Blocks are lists of lines, read
+(``surrogateescape``), so that the line holding them can be named. Blocks of whole lines are read
 ``BLOCK_CHARS`` at a time: memory stays flat, and the line numbers of a block are known. (Not
 ``loadtxt(max_rows=)`` on the stream: it does not count blank lines, and after a refused row the
 stream's position is lost, so a message could not name the line.) When numpy refuses a block, or
@@ -42,15 +42,17 @@ def read_table(stream: BinaryIO, columns: list[str], source: str, block_chars: i
     first non-blank line) is validated before anything is yielded; input without rows is refused."""
     header = order = None
     any_rows = False
-    for first_line, lines in _blocks(stream, source, block_chars):
+    for first_line, block in _blocks(stream, source, block_chars):
         if header is None:
-            start = next((i for i, line in enumerate(lines) if line.strip()), None)
-            if start is None:
+            blank = len(block) - len(block.lstrip(" \t\n"))
+            if blank == len(block):
                 continue
-            header = parse_header(lines[start])
+            start = block.rfind("\n", 0, blank) + 1  # where the first non-blank line starts
+            first_line += block.count("\n", 0, start) + 1  # the blank lines and the header
+            line, _, block = block[start:].partition("\n")
+            header = parse_header(line)
             order = column_order(header, columns, source)
-            first_line, lines = first_line + start + 1, lines[start + 1 :]
-        X = parse_rows(lines, first_line, header, source)
+        X = parse_rows(block, first_line, header, source)
         if len(X):
             any_rows = True
             yield X[:, order]
@@ -60,28 +62,31 @@ def read_table(stream: BinaryIO, columns: list[str], source: str, block_chars: i
         raise PipelineError(f"{source} has a header but no data rows")
 
 
-def _blocks(stream: BinaryIO, source: str, block_chars: int) -> Iterator[tuple[int, list[str]]]:
-    """``(number of the block's first line, its lines)``: whole lines without their ending,
-    counting from line 1; text that is not UTF-8 is refused naming its line."""
+def _blocks(stream: BinaryIO, source: str, block_chars: int) -> Iterator[tuple[int, str]]:
+    """``(number of the block's first line, the block)``: whole lines joined by '\\n' (LF, CRLF
+    and CR all read as LF), counting from line 1; text that is not UTF-8 is refused naming its line."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=None)
     try:
         line_number, pending = 1, ""
         while data := _read(text, block_chars, source):
             data = pending + data
-            if bad := NOT_TEXT.search(data):
+            # (the regex is slow on large text: CSV of numbers is ASCII, which str checks at C speed)
+            if ("\0" in data or not data.isascii()) and (bad := NOT_TEXT.search(data)):
                 where = line_number + data.count("\n", 0, bad.start())
                 raise PipelineError(
                     f"{source} {'line 1 (the header)' if where == 1 else f'line {where}'} is not UTF-8 text: binary input, or another encoding"
                 )
-            *lines, pending = data.split("\n")
-            if len(pending) > MAX_LINE_CHARS:
-                where = line_number + len(lines)
-                raise PipelineError(f"{source} line {where} is longer than {MAX_LINE_CHARS} characters: not CSV text")
-            if lines:
-                yield line_number, lines
-                line_number += len(lines)
+            cut = data.rfind("\n")
+            if cut < 0:
+                if len(data) > MAX_LINE_CHARS:
+                    raise PipelineError(f"{source} line {line_number} is longer than {MAX_LINE_CHARS} characters: not CSV text")
+                pending = data
+                continue
+            block, pending = data[:cut], data[cut + 1 :]
+            yield line_number, block
+            line_number += block.count("\n") + 1
         if pending:
-            yield line_number, [pending]
+            yield line_number, pending
     finally:
         with contextlib.suppress(ValueError):  # (already closed by the caller)
             text.detach()  # the caller's stream stays open (the wrapper would close it)
@@ -120,27 +125,30 @@ def column_order(header: list[str], columns: list[str], source: str) -> np.ndarr
     return np.array([position[name] for name in columns])
 
 
-def parse_rows(lines: list[str], first_line: int, header: list[str], source: str) -> np.ndarray:
-    """The rows of ``lines`` as (n, len(header)) float64, columns in file order; blank lines skipped.
+def parse_rows(block: str, first_line: int, header: list[str], source: str) -> np.ndarray:
+    """The rows of ``block`` (whole lines) as (n, len(header)) float64, columns in file order;
+    blank lines skipped.
 
-    numpy reads the lines; if it refuses them, or reads NaN or infinity, ``_raise_first_problem``
-    re-reads them one by one to say where. Lines of spaces only (which numpy takes for one empty
+    numpy reads the block; if it refuses it, or reads NaN or infinity, ``_raise_first_problem``
+    re-reads it line by line to say where. Lines of spaces only (which numpy takes for one empty
     field) are dropped and the rest read again."""
     try:
-        X = _loadtxt(lines)
+        X = _loadtxt(io.StringIO(block))
     except ValueError as error:
+        lines = block.split("\n")
         _raise_first_problem(lines, first_line, header, source)
         try:
             X = _loadtxt([line for line in lines if line.strip()])
         except ValueError:
             raise PipelineError(f"{source} lines {first_line}-{first_line + len(lines) - 1}: {error}") from None
     if len(X) and (X.shape[1] != len(header) or not np.isfinite(X).all()):
+        lines = block.split("\n")
         _raise_first_problem(lines, first_line, header, source)
         raise PipelineError(f"{source} lines {first_line}-{first_line + len(lines) - 1} cannot be read as numbers")
     return X
 
 
-def _loadtxt(lines: list[str]) -> np.ndarray:
+def _loadtxt(lines) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data": our caller decides
         return np.loadtxt(lines, delimiter=",", quotechar=QUOTE, comments=None, dtype=np.float64, ndmin=2)
