@@ -62,14 +62,14 @@ SIMDJSON_ERRORS = {
 }
 
 
-def parse_json(body: bytes) -> object:
+def parse_json(body: bytes | bytearray) -> object:
     """The JSON document of ``body``, parsed by simdjson: objects and arrays stay simdjson's
     (``python`` converts them; ``numeric_array`` reads an array of numbers straight into numpy).
 
     Refused with a 400: bad JSON, NaN/Infinity, lone surrogates (which no response could echo),
     integers beyond 64 bits, nesting deeper than 1,024. simdjson names no position, so a refused
     body is parsed again by Python's json module, whose message does (only a bad request pays)."""
-    if not body.strip():
+    if not body or body.isspace():  # (not strip(): a copy of the body)
         raise bad_request("request body is empty: expected a JSON document")
     try:
         return simdjson.Parser().parse(body)
