@@ -101,7 +101,8 @@ async def constant_app(scope, receive, send) -> None:
 
 async def echo_app(scope, receive, send) -> None:
     if scope["type"] == "http":
-        await reply(send, json.dumps(json.loads(await read_all(receive))).encode())
+        body = await read_all(receive)
+        await reply(send, json.dumps(json.loads(body)).encode() if body else CONSTANT)  # (a GET: the health check)
 
 
 def serve_floor(name: str, port: int) -> None:
@@ -156,12 +157,16 @@ class Server:
                 command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
             )
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"error: {name} exited {self.process.returncode}: see {log}")
-            if answers(self.url + health_path):
-                return
-            time.sleep(0.5)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"error: {name} exited {self.process.returncode}: see {log}")
+                if answers(self.url + health_path):
+                    return
+                time.sleep(0.5)
+        except BaseException:  # Ctrl-C while it starts: it is not in the caller's list yet
+            self.stop()
+            raise
         self.stop()
         raise SystemExit(f"error: {name} did not answer {health_path} within {START_TIMEOUT} s: see {log}")
 
