@@ -477,7 +477,7 @@ def compare_servers(args) -> None:
             "granian": lambda port: (
                 [str(bin_dir / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
                 + ["--workers", "1", "--http", "1", "--http1-header-read-timeout", "10000", "--backpressure", "256"]
-                + ["--log-access", "choice_app:app"]
+                + ["--access-log", "choice_app:app"]
             ),
             "hypercorn": lambda port: (
                 [str(bin_dir / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1"]
