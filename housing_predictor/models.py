@@ -5,6 +5,7 @@ shape of MLServer's ``MLModel`` and KServe's ``Model``: load, predict, metadata)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -51,7 +52,7 @@ class Model:
         """The columns ``predict`` takes, in this order."""
         return self.saved.features
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """The sha256 of the params that built it (what `--version` prints and the server serves)."""
         return params_hash(self.saved.params)

@@ -1,10 +1,13 @@
 """The HTTP app (Starlette): the Open Inference Protocol (V2) REST API, and MLflow/SageMaker's
 ``/ping`` and ``/invocations``, over the models the CLI loads.
 
-Like KServe's and MLServer's servers: a model is loaded once, validated by the CLI's own loader
-(housing_predictor.models), and predicts with the CLI's arithmetic; the app owns routing, health,
-metadata and errors. Every error is JSON ``{"error": "..."}`` with its status; a client never
-sees a traceback (a bug in our code is a 500 whose details go to the server's log only).
+In the shape of KServe's and MLServer's servers: a model (housing_predictor.models.Model, the
+CLI's) is loaded once and predicts with the CLI's arithmetic; module-level handlers find the
+models, the readiness and the limits on ``app.state``; the app owns routing, health, metadata and
+errors. Every error is JSON ``{"error": "..."}`` with its 4xx; a client never sees a traceback (a
+bug in our code is a 500 whose details go to the server's log only). Request bodies decoded and validated once, at the edge
+(protocol.py); responses encoded by orjson, which writes a float64 as ``repr`` does (the shortest
+text that reads back as the same bits) at a tenth of the json module's cost.
 
 Handlers are ``async`` and compute inline: a prediction is microseconds of numpy, less than a
 thread hand-off costs, so one worker process serves one request at a time at full speed and
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -22,9 +26,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -70,6 +75,17 @@ def _unready_on_sigterm(readiness: Readiness, drain_seconds: float) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON by orjson; numpy arrays are written as lists of their float64 values."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class ClientGone(Exception):
+    """The client hung up (or the guard closed its connection) before its body arrived."""
+
+
 def predict(model: Model, X: np.ndarray) -> np.ndarray:
     """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
     try:
@@ -79,7 +95,7 @@ def predict(model: Model, X: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Requests
+# Requests and errors
 # ---------------------------------------------------------------------------------------------
 
 
@@ -87,30 +103,42 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
-    Content-Length before reading, or while reading a chunked body."""
+async def read_body(request: Request) -> bytearray:
+    """The body, refused with 413 as soon as it is known to exceed the limit: from Content-Length
+    before reading, or while reading a chunked body. One bytearray of the declared size, filled in
+    place (a list of chunks and their join, or a bytearray grown in steps, would hold it twice)."""
+    limit = request.app.state.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body, filled = bytearray(int(declared) if declared.isdigit() else 0), 0
+    try:
+        async for chunk in request.stream():
+            end = filled + len(chunk)
+            if end > limit:
+                raise RequestError(413, f"request body is over the limit of {limit} bytes")
+            body[filled:end] = chunk  # in place within the declared size; past it (chunked) it grows
+            filled = end
+    except ClientDisconnect:
+        raise ClientGone from None
+    del body[filled:]
+    return body
 
 
-def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def error_response(status: int, message: str, headers: dict | None = None) -> Response:
+    # json's ASCII escapes: any message encodes, whatever the client put in it
+    return Response(json.dumps({"error": message}), status_code=status, headers=headers, media_type="application/json")
 
 
-async def request_error(request: Request, error: RequestError) -> JSONResponse:
+async def request_error(request: Request, error: RequestError) -> Response:
     return error_response(error.status, error.message)
 
 
-async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+async def client_gone(request: Request, error: ClientGone) -> Response:
+    return Response(status_code=400)  # never sent: the connection is gone (uvicorn drops it, logs nothing)
+
+
+async def http_error(request: Request, error: HTTPException) -> Response:
     """Starlette's routing errors (404 no such path, 405 wrong method) in the protocol's shape."""
     messages = {
         404: f"no such endpoint: {request.url.path}",
@@ -119,14 +147,132 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     return error_response(error.status_code, messages.get(error.status_code, str(error.detail)), getattr(error, "headers", None))
 
 
-async def internal_error(request: Request, error: Exception) -> JSONResponse:
-    # Starlette logs the traceback to the server's log; the client gets one line.
+async def internal_error(request: Request, error: Exception) -> Response:
+    # A bug in our code (no client input causes one): Starlette logs the traceback, the client gets one line.
     return error_response(500, "internal server error")
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: module-level, the models and the state on request.app.state
+# ---------------------------------------------------------------------------------------------
+
+
+def model_of(request: Request) -> Model:
+    models = request.app.state.models
+    name = request.path_params["model"]
+    if name not in models:
+        raise RequestError(404, f"model {name!r} does not exist: the models are {', '.join(models)}")
+    model = models[name]
+    version = request.path_params.get("version")
+    if version is not None and version != model.version:
+        raise RequestError(404, f"model {name!r} has no version {version!r}: its version is {model.version}")
+    return model
+
+
+def readiness_response(request: Request, body: dict) -> Response:
+    # 503 when not ready: the status load balancers and Kubernetes probes read as "route elsewhere".
+    return FastJSONResponse(body, status_code=200 if request.app.state.readiness.ready else 503)
+
+
+async def server_metadata(request: Request) -> Response:
+    return FastJSONResponse({"name": SERVER_NAME, "version": os.environ.get("IMAGE_VERSION") or "unknown", "extensions": []})
+
+
+async def live(request: Request) -> Response:
+    return FastJSONResponse({"live": True})
+
+
+async def ready(request: Request) -> Response:
+    return readiness_response(request, {"ready": request.app.state.readiness.ready})
+
+
+def model_metadata_body(model: Model) -> dict:
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": PLATFORM,
+        "inputs": [
+            {
+                "name": "features",
+                "datatype": "FP64",
+                "shape": [-1, len(model.features)],
+                # parameter values are scalars in the protocol: the order as one string
+                "parameters": {"feature_order": ",".join(model.features), "datatypes": ",".join(protocol.DATATYPES)},
+            }
+        ],
+        "outputs": [{"name": protocol.OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
+        "parameters": {"scheme": model.saved.scheme, "bits": model.saved.bits},
+    }
+
+
+async def model_metadata(request: Request) -> Response:
+    return FastJSONResponse(model_metadata_body(model_of(request)))
+
+
+async def model_ready(request: Request) -> Response:
+    return readiness_response(request, {"name": model_of(request).name, "ready": request.app.state.readiness.ready})
+
+
+async def infer(request: Request) -> Response:
+    model = model_of(request)
+    if media_type(request) not in ("", *JSON_TYPES):
+        raise RequestError(415, f"content type {media_type(request)!r} is not supported: send application/json")
+    # The body is freed once parsed, the parsed document once read into X: memory stays ~3x the body.
+    X, request_id = protocol.v2_features(protocol.v2_document(protocol.parse_json(await read_body(request))), model.features)
+    return FastJSONResponse(protocol.v2_response(model.name, model.version, predict(model, X), request_id))
+
+
+async def ping(request: Request) -> Response:
+    return readiness_response(request, {"status": "healthy" if request.app.state.readiness.ready else "shutting down"})
+
+
+async def invocations(request: Request) -> Response:
+    model = request.app.state.models[request.app.state.invocations_model]
+    kind = media_type(request)
+    if kind not in (*CSV_TYPES, *JSON_TYPES):
+        raise RequestError(
+            415, f"content type {kind or 'none'!r} is not supported: send text/csv (with a header) or application/json"
+        )
+    body = await read_body(request)
+    if kind in CSV_TYPES:
+        body = bytes(body)  # the reader's BytesIO shares a bytes object's memory (a bytearray's it copies)
+        X = protocol.csv_features(body, model.features)
+    else:
+        X = protocol.invocation_features(protocol.python(protocol.parse_json(body)), model.features)
+    return FastJSONResponse({"predictions": predict(model, X)})
 
 
 # ---------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    readiness = app.state.readiness
+    _unready_on_sigterm(readiness, app.state.drain_seconds)
+    readiness.ready = True
+    yield
+    readiness.ready = False
+
+
+MODEL_ROUTES = [
+    route
+    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")
+    for route in (
+        Route(prefix, model_metadata, methods=["GET"]),
+        Route(f"{prefix}/ready", model_ready, methods=["GET"]),
+        Route(f"{prefix}/infer", infer, methods=["POST"]),
+    )
+]
+ROUTES = [
+    Route("/v2", server_metadata, methods=["GET"]),
+    Route("/v2/health/live", live, methods=["GET"]),
+    Route("/v2/health/ready", ready, methods=["GET"]),
+    *MODEL_ROUTES,
+    Route("/ping", ping, methods=["GET"]),
+    Route("/invocations", invocations, methods=["POST"]),
+]
 
 
 def create_app(
@@ -136,106 +282,22 @@ def create_app(
     drain_seconds: float = 0.0,
 ) -> Starlette:
     """The ASGI app serving ``models``; /invocations predicts with ``invocations_model``."""
-    readiness = Readiness()
-
-    def model_of(request: Request) -> Model:
-        name = request.path_params["model"]
-        if name not in models:
-            raise RequestError(404, f"model {name!r} does not exist: the models are {', '.join(models)}")
-        model = models[name]
-        version = request.path_params.get("version")
-        if version is not None and version != model.version:
-            raise RequestError(404, f"model {name!r} has no version {version!r}: its version is {model.version}")
-        return model
-
-    def readiness_response(body: dict) -> JSONResponse:
-        # 503 when not ready: the status load balancers and Kubernetes probes read as "route elsewhere".
-        return JSONResponse(body, status_code=200 if readiness.ready else 503)
-
-    async def server_metadata(request: Request) -> JSONResponse:
-        return JSONResponse({"name": SERVER_NAME, "version": os.environ.get("IMAGE_VERSION") or "unknown", "extensions": []})
-
-    async def live(request: Request) -> JSONResponse:
-        return JSONResponse({"live": True})
-
-    async def ready(request: Request) -> JSONResponse:
-        return readiness_response({"ready": readiness.ready})
-
-    async def model_metadata(request: Request) -> JSONResponse:
-        model = model_of(request)
-        return JSONResponse(
-            {
-                "name": model.name,
-                "versions": [model.version],
-                "platform": PLATFORM,
-                "inputs": [
-                    {
-                        "name": "features",
-                        "datatype": "FP64",
-                        "shape": [-1, len(model.features)],
-                        # parameter values are scalars in the protocol: the order as one string
-                        "parameters": {"feature_order": ",".join(model.features), "datatypes": ",".join(protocol.DATATYPES)},
-                    }
-                ],
-                "outputs": [{"name": protocol.OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
-                "parameters": {"scheme": model.saved.scheme, "bits": model.saved.bits},
-            }
-        )
-
-    async def model_ready(request: Request) -> JSONResponse:
-        return readiness_response({"name": model_of(request).name, "ready": readiness.ready})
-
-    async def infer(request: Request) -> JSONResponse:
-        model = model_of(request)
-        if media_type(request) not in ("", *JSON_TYPES):
-            raise RequestError(415, f"content type {media_type(request)!r} is not supported: send application/json")
-        document = protocol.parse_json(await read_body(request, max_body_bytes))
-        X, request_id = protocol.v2_features(document, model.features)
-        return JSONResponse(protocol.v2_response(model.name, model.version, predict(model, X), request_id))
-
-    async def ping(request: Request) -> Response:
-        return readiness_response({"status": "healthy" if readiness.ready else "shutting down"})
-
-    async def invocations(request: Request) -> Response:
-        model = models[invocations_model]
-        kind = media_type(request)
-        if kind not in (*CSV_TYPES, *JSON_TYPES):
-            raise RequestError(
-                415, f"content type {kind or 'none'!r} is not supported: send text/csv (with a header) or application/json"
-            )
-        body = await read_body(request, max_body_bytes)
-        if kind in CSV_TYPES:
-            X = protocol.csv_features(body, model.features)
-        else:
-            X = protocol.invocation_features(protocol.parse_json(body), model.features)
-        return JSONResponse({"predictions": predict(model, X).tolist()})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        _unready_on_sigterm(readiness, drain_seconds)
-        readiness.ready = True
-        yield
-        readiness.ready = False
-
-    model_routes = []
-    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        model_routes += [
-            Route(prefix, model_metadata, methods=["GET"]),
-            Route(f"{prefix}/ready", model_ready, methods=["GET"]),
-            Route(f"{prefix}/infer", infer, methods=["POST"]),
-        ]
-    return Starlette(
-        routes=[
-            Route("/v2", server_metadata, methods=["GET"]),
-            Route("/v2/health/live", live, methods=["GET"]),
-            Route("/v2/health/ready", ready, methods=["GET"]),
-            *model_routes,
-            Route("/ping", ping, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
-        ],
-        exception_handlers={RequestError: request_error, HTTPException: http_error, Exception: internal_error},
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            RequestError: request_error,
+            ClientGone: client_gone,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
         lifespan=lifespan,
     )
+    app.state.models = models
+    app.state.invocations_model = invocations_model
+    app.state.max_body_bytes = max_body_bytes
+    app.state.drain_seconds = drain_seconds
+    app.state.readiness = Readiness()
+    return app
 
 
 def app_factory(models_dir: str, invocations_model: str, max_body_bytes: int, drain_seconds: float) -> Starlette:

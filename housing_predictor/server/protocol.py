@@ -20,6 +20,7 @@ import json
 import math
 
 import numpy as np
+import simdjson
 
 from housing_predictor.csv_io import read_table
 from housing_predictor.errors import PipelineError
@@ -51,26 +52,82 @@ def _refuse_constant(name: str) -> float:
     raise bad_request(f"request body holds {name}: NaN and infinity are refused, send finite numbers")
 
 
-def parse_json(body: bytes) -> object:
-    """The JSON document of ``body``; bad JSON, and the NaN/Infinity literals Python would accept,
-    are 400s."""
-    if not body.strip():
+# simdjson's errors that Python's json module accepts, in words (simdjson says no more than its code)
+SIMDJSON_ERRORS = {
+    "NUMBER_ERROR": "a number is out of the float64 range, or malformed",
+    "BIGINT_ERROR": "an integer is out of the 64-bit range",
+    "STRING_ERROR": "a string is invalid (a lone surrogate, or a bad escape)",
+    "UTF8_ERROR": "it is not UTF-8",
+    "DEPTH_ERROR": "it is nested too deeply",
+}
+
+
+def parse_json(body: bytes | bytearray) -> object:
+    """The JSON document of ``body``, parsed by simdjson: objects and arrays stay simdjson's
+    (``python`` converts them; ``numeric_array`` reads an array of numbers straight into numpy).
+
+    Refused with a 400: bad JSON, NaN/Infinity, lone surrogates (which no response could echo),
+    integers beyond 64 bits, nesting deeper than 1,024. simdjson names no position, so a refused
+    body is parsed again by Python's json module, whose message does (only a bad request pays)."""
+    if not body or body.isspace():  # (not strip(): a copy of the body)
         raise bad_request("request body is empty: expected a JSON document")
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        return simdjson.Parser().parse(body)
+    except (ValueError, RuntimeError, TypeError, MemoryError) as error:  # UnicodeDecodeError is a ValueError
+        refused = str(error)
+    try:
+        json.loads(body, parse_constant=_refuse_constant)
     except RequestError:
         raise
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
         raise bad_request(f"request body is not valid JSON: {error}") from None
+    code = refused.split(":", 1)[0]
+    raise bad_request(f"request body is not valid JSON: {SIMDJSON_ERRORS.get(code, refused)}")
 
 
-def numeric_array(data: object, where: str) -> np.ndarray:
-    """``data`` (numbers, in nested lists) as a float64 array of its nested shape.
+def python(value: object) -> object:
+    """``value`` with simdjson's objects and arrays as Python dicts and lists."""
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value
 
-    Only JSON numbers are numbers here: numpy would also read "1.5" or true, which a client did not
-    mean as a feature value. Ragged lists keep their inner lists as elements, refused here too."""
+
+def _nesting(data: list) -> int:
+    """How deep the first elements of ``data`` nest (``[[1, 2]]``: 2), in time linear in it."""
+    depth = 0
+    while isinstance(data, list):
+        depth += 1
+        data = data[0] if data else None
+    return depth
+
+
+def numeric_array(data: object, where: str, max_ndim: int = 2) -> np.ndarray:
+    """``data`` (numbers, in nested lists of at most ``max_ndim`` levels) as a float64 array of its
+    nested shape.
+
+    A flat simdjson array of numbers is read by simdjson into numpy directly: no Python float is
+    made, so a large body costs a few times its size in memory. Anything else is converted to
+    Python and checked value by value. Only JSON numbers are numbers here: numpy would also read
+    "1.5" or true, which a client did not mean as a feature value. Ragged lists are refused."""
+    if isinstance(data, simdjson.Array):
+        if len(data) and not isinstance(data[0], simdjson.Array):
+            try:
+                values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
+            except (TypeError, ValueError, RuntimeError):  # a value that is no number: named below
+                values = None
+            # as_buffer flattens nested arrays: as many values as elements means none was an array
+            # (but for one holding exactly one number, [1, [2], 3], read as [1, 2, 3]: harmless)
+            if values is not None and len(values) == len(data):
+                if not np.isfinite(values).all():  # cannot be: simdjson refuses what overflows
+                    raise bad_request(f"{where} holds a value that is not a finite number")
+                return values
+        data = data.as_list()
     if not isinstance(data, list):
-        raise bad_request(f"{where} must be a list of numbers, got {_shown(data)}")
+        raise bad_request(f"{where} must be a list of numbers, got {_shown(python(data))}")
+    if _nesting(data) > max_ndim:
+        raise bad_request(f"{where} is nested {_nesting(data)} levels deep: expected at most {max_ndim} (rows of numbers)")
     try:
         objects = np.array(data, dtype=object)
     except ValueError as error:  # lists ragged at a depth numpy cannot hold as objects
@@ -118,7 +175,7 @@ def _v2_tensor(tensor: object, where: str) -> tuple[str, list[int], np.ndarray]:
     datatype = _field(tensor, "datatype", str, where)
     if datatype not in DATATYPES:
         raise bad_request(f"{where} datatype {datatype!r} is not supported: send FP32 or FP64")
-    values = numeric_array(tensor.get("data"), f"{where} data") if "data" in tensor else None
+    values = numeric_array(tensor["data"], f"{where} data", max_ndim=len(shape)) if "data" in tensor else None
     if values is None:
         raise bad_request(f"{where} has no 'data' (binary tensor data is not supported: send JSON data)")
     expected = math.prod(shape)
@@ -132,6 +189,25 @@ def _v2_tensor(tensor: object, where: str) -> tuple[str, list[int], np.ndarray]:
         if not np.isfinite(values).all():
             raise bad_request(f"{where} data holds a value beyond the FP32 range")
     return name, shape, values
+
+
+def v2_document(root: object) -> object:
+    """A parsed V2 request as Python objects, but each input's ``data``: numeric_array reads it."""
+    if not isinstance(root, simdjson.Object):
+        return python(root)
+    # (keys, then each value: simdjson's items() would convert the data too)
+    document = {key: python(root[key]) for key in root if key != "inputs"}
+    inputs = root.get("inputs")
+    if isinstance(inputs, simdjson.Array):
+        document["inputs"] = [
+            {key: tensor[key] if key == "data" else python(tensor[key]) for key in tensor}
+            if isinstance(tensor, simdjson.Object)
+            else python(tensor)
+            for tensor in inputs
+        ]
+    elif "inputs" in root:
+        document["inputs"] = python(inputs)
+    return document
 
 
 def v2_features(document: object, features: list[str]) -> tuple[np.ndarray, str | None]:

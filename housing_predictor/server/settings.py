@@ -3,8 +3,14 @@ Standard library only: the CLI imports it at every start, for the `serve` comman
 
     SERVE_HOST (127.0.0.1; the image sets 0.0.0.0)   SERVE_PORT (8080)
     WEB_CONCURRENCY           worker processes (1), the variable uvicorn and gunicorn read
-    SERVE_LIMIT_CONCURRENCY   connections per worker before new ones get 503 (256)
+    SERVE_LIMIT_CONCURRENCY   connections per worker (256); past it a new connection closes the one
+                              that has waited longest for its request's headers (503 if none waits)
     SERVE_MAX_BODY_BYTES      request bodies over this get 413 (8 MiB)
+    SERVE_MAX_HEADER_BYTES    request line and headers over this get 431 (32 KiB)
+    SERVE_HEADER_TIMEOUT      seconds for a request's headers to arrive, from the connection's start or
+                              the previous response (10); then 408 and close (close alone if nothing came)
+    SERVE_BODY_TIMEOUT        seconds for a request's body to arrive, from its headers (10); then 408
+    SERVE_KEEP_ALIVE_TIMEOUT  seconds an idle keep-alive connection stays open (5)
     SERVE_DRAIN_SECONDS       after SIGTERM, seconds of serving while not ready (0)
     SERVE_GRACEFUL_TIMEOUT    then, seconds for in-flight requests to complete (30)
     SERVE_ACCESS_LOG          1: one access log line per request on stdout; 0: none
@@ -24,6 +30,10 @@ DEFAULT_HOST = "127.0.0.1"  # only this machine, unless asked: the image asks fo
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 8 << 20  # ~80,000 CSV rows
 DEFAULT_LIMIT_CONCURRENCY = 256
+DEFAULT_MAX_HEADER_BYTES = 32 << 10  # nginx's default is 4 x 8 KiB buffers; Node's and h11's 16 KiB
+DEFAULT_HEADER_TIMEOUT = 10.0  # nginx's client_header_timeout is 60 s: a slot is cheap here (shed fairly)
+DEFAULT_BODY_TIMEOUT = 10.0  # 8 MiB in 10 s: 0.8 MB/s at least, any LAN or cluster network
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's default
 
 
 class Settings(NamedTuple):
@@ -32,6 +42,10 @@ class Settings(NamedTuple):
     workers: int
     limit_concurrency: int
     max_body_bytes: int
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    keep_alive_timeout: float
     drain_seconds: float
     graceful_timeout: float
     access_log: bool
@@ -73,6 +87,10 @@ def settings(args: argparse.Namespace) -> Settings:
         workers=_number("WEB_CONCURRENCY", args.workers, int, 1, 1),
         limit_concurrency=_number("SERVE_LIMIT_CONCURRENCY", None, int, DEFAULT_LIMIT_CONCURRENCY, 1),
         max_body_bytes=_number("SERVE_MAX_BODY_BYTES", None, int, DEFAULT_MAX_BODY_BYTES, 1),
+        max_header_bytes=_number("SERVE_MAX_HEADER_BYTES", None, int, DEFAULT_MAX_HEADER_BYTES, 1024),
+        header_timeout=_number("SERVE_HEADER_TIMEOUT", None, float, DEFAULT_HEADER_TIMEOUT, 0.1),
+        body_timeout=_number("SERVE_BODY_TIMEOUT", None, float, DEFAULT_BODY_TIMEOUT, 0.1),
+        keep_alive_timeout=_number("SERVE_KEEP_ALIVE_TIMEOUT", None, float, DEFAULT_KEEP_ALIVE_TIMEOUT, 0.1),
         drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, 0.0, 0),
         graceful_timeout=_number("SERVE_GRACEFUL_TIMEOUT", None, float, 30.0, 0),
         access_log=access_log == "1",
