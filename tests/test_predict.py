@@ -1,7 +1,7 @@
 """The predictor (housing_predictor/predict.py): its CSV contract, deterministic predictions, its commands.
 
 The CLI runs from the work tree on the artifacts of a fresh `dvc repro` (``built_repo``); the image
-as a whole is tested in test_container.py.
+as a whole is tested in test_image.py.
 """
 
 from __future__ import annotations
