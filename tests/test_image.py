@@ -479,7 +479,11 @@ def registry_has(address: str, repository: str, reference: str) -> bool:
 
 def test_push_refuses_a_tag_that_names_another_image(image, registry, tmp_path):
     other = f"{registry}/housing-mlops:not-tested-{uuid.uuid4().hex[:8]}"
-    docker("build", "--tag", other, "-", input=f"FROM {image.id}\nLABEL tested=no\n")  # metadata only: another image ID
+    container = docker("create", image.ref).stdout.strip()  # another image: the tested one, committed with a label
+    try:
+        docker("commit", "--change", "LABEL tested=no", container, other)
+    finally:
+        docker("rm", container)
     try:
         result = push(image, [other], tmp_path / "summary.md")
         assert result.returncode == 1, result.stdout + result.stderr
