@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -92,8 +93,6 @@ class Image:
 
 
 def project_version(checkout: Path) -> str:
-    import tomllib
-
     return tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["version"]
 
 
