@@ -204,10 +204,9 @@ def test_it_holds_the_predictor_its_artifacts_and_only_the_runtime(image):
 def test_selfcheck_is_the_default_command_and_passes_for_every_model(image):
     result = run_image(image)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    checked = [line.split(":", 1)[0] for line in lines[:-1]]
-    assert checked == list(ALL_MODEL_NAMES), result.stdout
-    assert lines[-1].startswith(f"selfcheck passed: {len(ALL_MODEL_NAMES)} models agree"), result.stdout
+    *per_model, verdict = result.stdout.splitlines()
+    assert sorted(line.split(":", 1)[0] for line in per_model) == sorted(ALL_MODEL_NAMES), result.stdout  # each once
+    assert verdict.startswith(f"selfcheck passed: {len(ALL_MODEL_NAMES)} models"), result.stdout
 
 
 def test_version_names_the_commit_and_every_model(image):
