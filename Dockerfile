@@ -3,15 +3,19 @@
 # no network at start-up.
 # Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
 #   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
-#     --build-arg SOURCE="$(git remote get-url origin)" .
+#     --build-arg SOURCE="$(git remote get-url origin)" .      (or: bash scripts/build_image.sh housing-mlops)
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
 #   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
 #   docker run --rm -p 8080:8080 housing-mlops serve                   # HTTP: V2 and /invocations
-# tests/test_container.py replays this file without a Docker engine: it stages exactly what the COPY
-# lines name, runs the RUN lines in a fresh virtualenv, and runs the entrypoint there.
-# The current Python 3.11 patch release on Debian 13 (trixie), pinned so a rebuild is the same
-# image; .github/dependabot.yml proposes each new one as a pull request that CI tests.
-FROM python:3.11.17-slim-trixie
+# tests/test_image.py builds it on a Docker engine and checks that image (docs/ci.md).
+#
+# The base: the current Python 3.11 patch release on Debian 13 (trixie), pinned so a rebuild is the
+# same image. GitHub builds this default; --build-arg PYTHON_IMAGE=... builds on another Python 3.11
+# image (CI here: a stand-in built from Debian packages, as Docker Hub cannot be reached).
+# Dependabot cannot bump this pin: it reads only literal FROM lines (dependabot-core#2057), so
+# docs/ci.md says how to bump it by hand.
+ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
+FROM ${PYTHON_IMAGE}
 
 WORKDIR /app
 
@@ -22,13 +26,15 @@ RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runti
     && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && rm requirements-runtime.txt prune_runtime.sh
 
-# The predictor package, whole (it imports numpy and safetensors only), and the
-# artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked against.
+# The predictor package, whole (it imports numpy and safetensors only), compiled once here: the
+# runtime user cannot write __pycache__, and compiling at every start is slow.
 COPY housing_predictor/ housing_predictor/
+RUN python -m compileall -q housing_predictor
+
+# The artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked
+# against. After the code, so that a change of params rebuilds only these layers and the next.
 COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors models/selfcheck.csv models/
 COPY metrics/evaluate.json metrics/
-# Compiled once here: the runtime user cannot write __pycache__, and compiling at every start is slow.
-RUN python -m compileall -q housing_predictor
 
 # Last, so that a new commit rebuilds only these layers.
 ARG REVISION=unknown

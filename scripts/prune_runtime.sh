@@ -3,8 +3,8 @@
 # predictor never loads. Run by the Dockerfile after `pip install -r requirements-runtime.txt`,
 # and by the tests and the benchmark on a --target folder, so what they measure is what the image gets.
 #
-# Proof that nothing here is needed: tests/test_container.py runs `predict`, `selfcheck`,
-# `--version` (and every bad-input path) and `serve` on a pruned install. The server's packages
+# Proof that nothing here is needed: tests/test_image.py runs `predict`, `selfcheck`, `--version`
+# (and the bad-input paths) and `serve` in the built image, pruned by this script. The server's packages
 # (uvicorn, httptools, starlette, anyio, h11, click, idna: ~7 MiB) lose only their type stubs.
 # Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to.
 set -eu

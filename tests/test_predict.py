@@ -1,7 +1,7 @@
 """The predictor (housing_predictor/cli.py): its CSV contract, deterministic predictions, its commands.
 
-The CLI runs from the work tree on the artifacts the stages built (``built``); hostile
-input and outputs are tested in test_predict_hostile.py.
+The CLI runs from the work tree on the artifacts the stages built (``built``); hostile input and
+outputs are tested in test_predict_hostile.py, the image as a whole in test_image.py.
 """
 
 from __future__ import annotations

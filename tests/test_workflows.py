@@ -1,32 +1,29 @@
-"""CI: the GitHub workflow (actionlint, and the job graph it promises), and the scripts it shares
-with .ci/run: the reproducibility gate and the pull-request report, run in small git+DVC repos.
+"""CI: the GitHub workflow, read as data (it cannot run here), and .ci/run, which stands in for it.
 
-GitHub Actions cannot run here, so the workflow's `if:` conditions are evaluated by a small
-interpreter of GitHub's expression language (the part the workflow uses) for the events that
-matter: a pull request must never log in or push, a push to the default branch must.
+actionlint checks the workflow's syntax, expressions and action inputs. The rules that decide what
+a run may do are tables of the exact strings the workflow must hold: its triggers, every `if:`,
+the expressions the guards read, and every place a secret reaches. A change to any of them fails
+here until the table says the same, so a reviewer reads each change of the rules in this file.
+The image's checks are tests/test_image.py (a real engine); the push script's too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import os
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stages.dataset import FEATURES
-
 from conftest import REPO, run
 
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
-DVC = [sys.executable, "-m", "dvc"]
 
 
 def load_workflow(path: Path = CI) -> dict:
@@ -58,210 +55,119 @@ def scripts_called(text: str) -> list[str]:
     return re.findall(r"\bbash (scripts/[\w.-]+\.sh)", text)
 
 
-# --- GitHub's expression language, the part the workflow uses -------------------------------------
-
-TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||[!(),])"
-    r"|(?P<name>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))"
-)
+def step_key(step: dict) -> str:
+    """A step's name, or the action it uses when it has none."""
+    return step.get("name") or step["uses"].split("@")[0]
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, position = [], 0
-    text = text.strip()
-    while position < len(text):
-        match = TOKEN.match(text, position)
-        if not match or match.end() == position:
-            raise ValueError(f"cannot read {text[position:]!r} in {text!r}")
-        kind = match.lastgroup
-        tokens.append((kind, match.group(kind)))
-        position = match.end()
-    return tokens
+def step_named(workflow: dict, job: str, name: str) -> dict:
+    [step] = [s for s in workflow["jobs"][job]["steps"] if step_key(s) == name]
+    return step
 
 
-def _number(value) -> float:
-    """GitHub's coercion to a number for comparing values of different types."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(value.strip() or 0)
-    except ValueError:
-        return math.nan
+def strings(node, path: str = ""):
+    """``(dotted path, string)`` for every string in a YAML node."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from strings(value, f"{path}[{i}]")
+    elif isinstance(node, str):
+        yield path, node
 
 
-def _equal(a, b) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return a.casefold() == b.casefold()  # GitHub compares strings ignoring case
-    if type(a) is type(b):
-        return a == b
-    return _number(a) == _number(b)
+# --- the rules, as the workflow must write them -----------------------------------------------------
 
+TRIGGERS = {
+    # a push runs for the default branch and release tags only: a branch with a pull request is
+    # tested once, through `pull_request`; no pull_request_target or workflow_run (fork code with secrets)
+    "push": {"branches": ["main"], "tags": ["v*"]},
+    "pull_request": None,
+    "workflow_dispatch": None,
+}
 
-def _truthy(value) -> bool:
-    return value not in (None, False, 0, "") and not (isinstance(value, float) and math.isnan(value))
+# Only the superseded runs of the same pull request are cancelled; a run of main or of a tag, which
+# may be pushing an image, never is.
+CONCURRENCY = {
+    "group": "${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
+    "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+}
 
+PIPELINE_REPRO = "dvc repro, unchanged stages restored from the DVC remote if there is one (scripts/pipeline.sh)"
+REMOTE_PUSH = "Push the artifacts and run-cache to the DVC remote (scripts/ci_remote.sh)"
+LOGIN = "Log in to Docker Hub"
+IMAGE_PUSH = "Push the tested image (scripts/push_image.sh)"
+NOT_PUSHED = "Say why the image was not pushed"
+IMAGE_CHECKS = "Check the image (tests/test_image.py)"
+BUILD = "Build the image once and load it (no push)"
 
-def evaluate(text: str, context: dict):
-    """The value of one expression (no `${{ }}`) over ``context`` (github, env, secrets, vars...)."""
-    tokens = _tokens(text)
-    position = 0
+# What the guards read: a push (never a pull request, never a fork) of the default branch, and for
+# the image also of a v* tag; the registry configured (only whether the secrets are set).
+GUARD_ENV = {
+    ("pipeline", "DEFAULT_BRANCH_PUSH"): "${{ github.event_name == 'push' && !github.event.repository.fork"
+    " && github.ref == format('refs/heads/{0}', github.event.repository.default_branch) }}",
+    ("image", "PUBLISH"): "${{ github.event_name == 'push' && !github.event.repository.fork"
+    " && (github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    " || startsWith(github.ref, 'refs/tags/v')) }}",
+    ("image", "REGISTRY_CONFIGURED"): "${{ secrets.DOCKERHUB_USERNAME != '' && secrets.DOCKERHUB_TOKEN != ''"
+    " && vars.DOCKERHUB_IMAGE != '' }}",
+}
 
-    def peek():
-        return tokens[position] if position < len(tokens) else (None, None)
+# The push guards repeat `github.event_name == 'push'` themselves: a pull request can never log in
+# or push, whatever the env above says.
+PUSH_GUARD = "github.event_name == 'push' && env.PUBLISH == 'true' && env.REGISTRY_CONFIGURED == 'true'"
 
-    def take(expected=None):
-        nonlocal position
-        token = peek()
-        if expected is not None and token[1] != expected:
-            raise ValueError(f"expected {expected!r}, got {token[1]!r} in {text!r}")
-        position += 1
-        return token
+# Every `if:` of the workflow: (job, step name or the action it uses; None for the job) -> condition.
+CONDITIONS = {
+    ("data", "actions/setup-python"): "steps.cache.outputs.cache-hit != 'true'",
+    ("data", "Download it (scripts/fetch_data.sh)"): "steps.cache.outputs.cache-hit != 'true'",
+    ("pipeline", REMOTE_PUSH): "github.event_name == 'push' && env.DEFAULT_BRANCH_PUSH == 'true'",
+    ("report", None): "github.event_name == 'pull_request'",
+    ("image", LOGIN): PUSH_GUARD,
+    ("image", IMAGE_PUSH): PUSH_GUARD,
+    ("image", NOT_PUSHED): f"${{{{ !({PUSH_GUARD}) }}}}",  # exactly when the push does not run
+}
 
-    def or_():
-        value = and_()
-        while peek()[1] == "||":
-            take()
-            right = and_()
-            value = value if _truthy(value) else right
-        return value
+AWS = {
+    "env.AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+    "env.AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+}
+# Every place a secret reaches: (job, step; None for the job's env) -> {path: value}. The DVC
+# remote's credentials reach only the steps that use the remote; Docker Hub's only the login step
+# (the job's env holds only whether they are set).
+SECRETS = {
+    ("pipeline", PIPELINE_REPRO): AWS,
+    ("pipeline", REMOTE_PUSH): AWS,
+    ("image", None): {"env.REGISTRY_CONFIGURED": GUARD_ENV[("image", "REGISTRY_CONFIGURED")]},
+    ("image", PIPELINE_REPRO): AWS,
+    ("image", LOGIN): {"with.username": "${{ secrets.DOCKERHUB_USERNAME }}", "with.password": "${{ secrets.DOCKERHUB_TOKEN }}"},
+}
 
-    def and_():
-        value = equality()
-        while peek()[1] == "&&":
-            take()
-            right = equality()
-            value = right if _truthy(value) else value
-        return value
-
-    def equality():
-        value = unary()
-        while peek()[1] in ("==", "!="):
-            op = take()[1]
-            right = unary()
-            value = _equal(value, right) if op == "==" else not _equal(value, right)
-        return value
-
-    def unary():
-        if peek()[1] == "!":
-            take()
-            return not _truthy(unary())
-        return primary()
-
-    def primary():
-        kind, value = take()
-        if value == "(":
-            result = or_()
-            take(")")
-            return result
-        if kind == "string":
-            return value[1:-1].replace("''", "'")
-        if kind == "number":
-            return float(value)
-        if kind == "name":
-            if value in ("true", "false", "null"):
-                return {"true": True, "false": False, "null": None}[value]
-            if peek()[1] == "(":
-                take("(")
-                args = []
-                while peek()[1] != ")":
-                    args.append(or_())
-                    if peek()[1] == ",":
-                        take(",")
-                take(")")
-                return call(value, args)
-            node = context
-            for part in value.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            return node
-        raise ValueError(f"unexpected {value!r} in {text!r}")
-
-    def call(name, args):
-        if name == "format":
-            return re.sub(r"\{(\d+)\}", lambda m: _string(args[1 + int(m.group(1))]), args[0])
-        if name == "startsWith":  # case-insensitive, as GitHub compares strings
-            return _string(args[0]).lower().startswith(_string(args[1]).lower())
-        if name in ("success", "always"):
-            return True
-        if name in ("failure", "cancelled"):
-            return False
-        raise ValueError(f"function {name}() is not simulated")
-
-    result = or_()
-    if position != len(tokens):
-        raise ValueError(f"unexpected {tokens[position][1]!r} in {text!r}")
-    return result
-
-
-def _string(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-ONE_EXPRESSION = r"\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*"
-
-
-def render(value, context: dict):
-    """A workflow value: `${{ expr }}` parts evaluated; a value that is one expression keeps its type."""
-    if not isinstance(value, str):
-        return value
-    whole = re.fullmatch(ONE_EXPRESSION, value, re.S)
-    if whole:
-        return evaluate(whole.group(1), context)
-    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: _string(evaluate(m.group(1), context)), value, flags=re.S)
-
-
-def condition(step_or_job: dict, context: dict) -> bool:
-    """Whether an `if:` lets the step or job run (GitHub adds `success() &&`; all earlier steps pass)."""
-    text = step_or_job.get("if")
-    if text is None:
-        return True
-    if isinstance(text, bool):
-        return text
-    whole = re.fullmatch(ONE_EXPRESSION, text, re.S)
-    return _truthy(evaluate(whole.group(1) if whole else text, context))
-
-
-def scenario(workflow: dict, job: str, event: str, ref: str, *, fork=False, configured=True) -> dict:
-    """The expression context of ``job`` for one run: github, secrets, vars, and the evaluated env."""
-    secrets = {"DOCKERHUB_USERNAME": "someone", "DOCKERHUB_TOKEN": "dckr_pat_x"} if configured else {}
-    variables = {"DOCKERHUB_IMAGE": "someone/housing-mlops"} if configured else {}
-    github = {
-        "event_name": event,
-        "ref": ref,
-        "workflow": workflow.get("name", "CI"),
-        "sha": "0" * 40,
-        "base_ref": "main" if event == "pull_request" else "",
-        "event": {
-            "repository": {"default_branch": "main", "fork": fork},
-            "pull_request": {"number": 7} if event == "pull_request" else None,
-        },
-    }
-    context = {"github": github, "secrets": secrets, "vars": variables, "env": {}, "steps": {}}
-    for scope in (workflow.get("env") or {}, workflow["jobs"][job].get("env") or {}):
-        for name, value in scope.items():
-            context["env"][name] = _string(render(value, context))
-    return context
-
-
-def test_the_expression_interpreter_follows_github_rules():
-    context = {"github": {"event_name": "push", "ref": "refs/heads/main"}, "secrets": {}, "env": {"A": "true"}}
-    assert evaluate("github.event_name == 'PUSH'", context) is True  # strings compare ignoring case
-    assert evaluate("secrets.MISSING != ''", context) is False
-    assert evaluate("env.A == 'true' && !(github.ref == format('refs/heads/{0}', 'main'))", context) is False
-    assert evaluate("github.nothing || 'fallback'", context) == "fallback"
-    assert evaluate("startsWith(github.ref, 'REFS/heads/')", context) is True
-    assert evaluate("startsWith(github.ref, 'refs/tags/v')", context) is False
-    with pytest.raises(ValueError):
-        evaluate("contains(github.ref, 'main')", context)
+# The image's tags: sha, branch, pull request, semver on v* tags; `latest` from the default branch
+# only. latest=false turns off the action's default (latest=auto), which adds `latest` to every
+# semver tag, so that tagging an older release (a backport) would move `latest` back to it.
+IMAGE_TAG_RULES = [
+    "type=sha,format=long",
+    "type=ref,event=branch",
+    "type=ref,event=pr",
+    "type=semver,pattern={{version}}",
+    "type=semver,pattern={{major}}.{{minor}}",
+    "type=raw,value=latest,enable={{is_default_branch}}",
+]
+IMAGE_FLAVOR = "latest=false"
+# The build args GitHub gives: no PYTHON_IMAGE, so GitHub builds the Dockerfile's own base.
+BUILD_ARGS = [
+    "REVISION=${{ github.sha }}",
+    "VERSION=${{ steps.version.outputs.version }}",
+    "SOURCE=${{ github.server_url }}/${{ github.repository }}",
+]
+# A registry of the image job's own, for tests/test_image.py's push and pull by digest.
+REGISTRY_SERVICE = {"registry": {"image": "registry:3.0.0", "ports": ["127.0.0.1:5000:5000"]}}
+REGISTRY = "127.0.0.1:5000"
+# Which tests each job runs, and how .ci/run runs them: all but the image's in `test`, the image's
+# in `image`, on the image that job built (and may push).
+TEST_RUNS = {"test": "bash scripts/test.sh --ignore=tests/test_image.py", "image": "bash scripts/test.sh tests/test_image.py"}
 
 
 # --- the workflow ------------------------------------------------------------------------------------
@@ -281,31 +187,156 @@ def test_actionlint_passes_on_every_workflow():
 
 
 def test_triggers_permissions_and_concurrency(workflow):
-    triggers = workflow["on"]
-    assert set(triggers) == {"push", "pull_request", "workflow_dispatch"}
-    assert not {"pull_request_target", "workflow_run"} & set(triggers), "these run fork code with secrets"
-    # A push runs for the default branch and release tags only: a branch with a pull request is
-    # tested once, through `pull_request`, not twice.
-    assert triggers["push"] == {"branches": ["main"], "tags": ["v*"]}
-    assert triggers["pull_request"] is None or "branches" not in triggers["pull_request"]
+    assert workflow["on"] == TRIGGERS
+    assert workflow["concurrency"] == CONCURRENCY
     assert workflow["permissions"] == {"contents": "read"}
     for name, job in workflow["jobs"].items():
-        permissions = job.get("permissions", {})
-        assert permissions in ({}, "read-all") or "write" not in permissions.values(), f"job {name} asks for write access"
+        assert "permissions" not in job and "concurrency" not in job, f"job {name} sets its own"
 
 
-def test_only_pull_request_runs_are_cancelled_by_a_newer_push(workflow):
-    concurrency = workflow["concurrency"]
-    pr = scenario(workflow, "test", "pull_request", "refs/pull/7/merge")
-    other_pr = scenario(workflow, "test", "pull_request", "refs/pull/8/merge")
-    other_pr["github"]["event"]["pull_request"]["number"] = 8
-    branch = scenario(workflow, "test", "push", "refs/heads/main")
-    tag = scenario(workflow, "test", "push", "refs/tags/v1.2.0")
-    groups = {render(concurrency["group"], c) for c in (pr, other_pr, branch, tag)}
-    assert len(groups) == 4, "a run must cancel only the superseded runs of its own pull request"
-    assert _truthy(render(concurrency["cancel-in-progress"], pr))
-    for run_that_may_push in (branch, tag, scenario(workflow, "test", "workflow_dispatch", "refs/heads/main")):
-        assert not _truthy(render(concurrency["cancel-in-progress"], run_that_may_push))
+def test_every_condition_is_the_one_in_the_table(workflow):
+    found = {}
+    for name, job in workflow["jobs"].items():
+        if "if" in job:
+            found[(name, None)] = job["if"]
+        for step in job["steps"]:
+            if "if" in step:
+                found[(name, step_key(step))] = step["if"]
+    assert found == CONDITIONS
+
+
+def test_the_guards_read_the_env_in_the_table(workflow):
+    jobs = workflow["jobs"]
+    found = {(name, key): value for name, job in jobs.items() for key, value in (job.get("env") or {}).items()}
+    assert {key: found.get(key) for key in GUARD_ENV} == GUARD_ENV
+    assert "env" not in workflow  # no workflow-level env for a step to inherit unseen
+
+
+def test_every_step_that_logs_in_or_pushes_is_guarded_against_pull_requests(workflow):
+    """Whatever reaches a registry or the DVC remote: a push event only, by its own condition."""
+    acting = []
+    for name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            reaches_out = uses(step, "docker/login-action") or re.search(
+                r"scripts/push_image\.sh|ci_remote\.sh push", step_runs(step)
+            )
+            if reaches_out:
+                acting.append((name, step_key(step)))
+                assert step["if"].startswith("github.event_name == 'push' && "), (name, step_key(step))
+            if uses(step, "docker/build-push-action"):
+                assert step["with"]["push"] is False, "the build step never pushes"
+    assert acting == [("pipeline", REMOTE_PUSH), ("image", LOGIN), ("image", IMAGE_PUSH)]
+
+
+def test_secrets_reach_only_the_steps_in_the_table(workflow):
+    found = {}
+    for name, job in workflow["jobs"].items():
+        in_job_env = {f"env.{path}": v for path, v in strings(job.get("env") or {}) if "secrets." in v}
+        if in_job_env:
+            found[(name, None)] = in_job_env
+        for step in job["steps"]:
+            in_step = {path: v for path, v in strings(step) if "secrets." in v}
+            if in_step:
+                found[(name, step_key(step))] = in_step
+    assert found == SECRETS
+    assert not [v for _, v in strings({k: v for k, v in workflow.items() if k != "jobs"}) if "secrets." in v]
+
+
+def test_latest_follows_the_default_branch_only(workflow):
+    meta = step_named(
+        workflow, "image", "Image tags and OCI labels (sha, branch, semver on v* tags, latest on the default branch)"
+    )
+    assert uses(meta, "docker/metadata-action")
+    assert meta["with"]["flavor"] == IMAGE_FLAVOR
+    assert meta["with"]["tags"].splitlines() == IMAGE_TAG_RULES
+    assert [rule for rule in IMAGE_TAG_RULES if "latest" in rule] == ["type=raw,value=latest,enable={{is_default_branch}}"]
+
+
+def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
+    ci_run = (REPO / ".ci" / "run").read_text()
+    assert scripts_called(ci_run) == [
+        "scripts/fetch_data.sh",
+        "scripts/test.sh",
+        "scripts/pipeline.sh",
+        "scripts/check_reproduced.sh",
+        "scripts/build_image.sh",
+        "scripts/test.sh",
+    ]
+    jobs = workflow["jobs"]
+    called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
+    assert called["data"] == ["scripts/fetch_data.sh"]
+    assert called["test"] == ["scripts/test.sh"]
+    assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/ci_remote.sh"]
+    assert called["image"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/test.sh", "scripts/push_image.sh"]
+    # the build: build-push-action on GitHub, scripts/build_image.sh (the same build args) here
+    assert set(scripts_called(ci_run)) - {s for scripts in called.values() for s in scripts} == {"scripts/build_image.sh"}
+    for script in {s for scripts in called.values() for s in scripts} | set(scripts_called(ci_run)):
+        assert (REPO / script).is_file(), script
+    for job, command in TEST_RUNS.items():
+        assert [step_runs(s) for s in jobs[job]["steps"] if "scripts/test.sh" in step_runs(s)] == [command], job
+        assert command in ci_run, f".ci/run does not run `{command}` as the {job} job does"
+
+
+def test_the_image_job_builds_once_from_a_gated_pipeline_run_and_checks_that_image(workflow):
+    image = workflow["jobs"]["image"]
+    assert set(image["needs"]) == {"data", "test", "pipeline"}
+    steps = image["steps"]
+    order = [
+        index_of(steps, lambda s: "scripts/pipeline.sh" in step_runs(s)),
+        index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s)),
+        index_of(steps, lambda s: uses(s, "docker/build-push-action")),
+        index_of(steps, lambda s: step_key(s) == IMAGE_CHECKS),
+        index_of(steps, lambda s: step_key(s) == LOGIN),
+        index_of(steps, lambda s: step_key(s) == IMAGE_PUSH),
+    ]
+    assert order == sorted(order), "pipeline, gate, build, checks, login, push"
+    assert len([s for s in steps if uses(s, "docker/build-push-action")]) == 1, "one build: the pushed image is the tested one"
+    assert image["services"] == REGISTRY_SERVICE and image["env"]["REGISTRY"] == REGISTRY
+    checks = step_named(workflow, "image", IMAGE_CHECKS)
+    assert checks["env"]["TEST_IMAGE"] == "${{ env.TEST_TAG }}"
+    build = step_named(workflow, "image", BUILD)["with"]
+    meta = step_named(
+        workflow, "image", "Image tags and OCI labels (sha, branch, semver on v* tags, latest on the default branch)"
+    )
+    assert build["context"] == "." and build["load"] is True and build["push"] is False
+    # An attestation or SBOM would wrap the image in another manifest than the one loaded and checked.
+    assert build["provenance"] is False and build["sbom"] is False
+    assert build["tags"].splitlines() == ["${{ env.TEST_TAG }}", f"${{{{ steps.{meta['id']}.outputs.tags }}}}"]
+    assert build["labels"] == f"${{{{ steps.{meta['id']}.outputs.labels }}}}"
+    assert build["build-args"].splitlines() == BUILD_ARGS
+    assert step_named(workflow, "image", IMAGE_PUSH)["env"]["TAGS"] == f"${{{{ steps.{meta['id']}.outputs.tags }}}}"
+    assert step_runs(step_named(workflow, "image", IMAGE_PUSH)) == 'bash scripts/push_image.sh "$TEST_TAG"'
+
+
+def test_the_local_build_gives_the_build_args_github_gives():
+    """scripts/build_image.sh (.ci/run, tests/test_image.py) passes the same names, and the base."""
+    script = (REPO / "scripts" / "build_image.sh").read_text()
+    passed = re.findall(r'--build-arg "(\w+)=', script)
+    assert passed == [arg.split("=")[0] for arg in BUILD_ARGS] + ["PYTHON_IMAGE"]
+
+
+def test_the_report_job_runs_on_pull_requests_only_and_reads_the_base(workflow):
+    report = workflow["jobs"]["report"]
+    assert report["if"] == CONDITIONS[("report", None)]
+    checkout = next(s for s in report["steps"] if uses(s, "actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
+    step = next(s for s in report["steps"] if "scripts/pr_report.sh" in step_runs(s))
+    assert '>> "$GITHUB_STEP_SUMMARY"' in step_runs(step) or '-a "$GITHUB_STEP_SUMMARY"' in step_runs(step)
+
+
+def test_dependabot_proposes_only_python_311_bases_and_keeps_the_other_pins_current():
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"docker", "github-actions", "pip"}
+    # the project's own bound (pyproject.toml: requires-python ">=3.11,<3.12") is the ignore rule's
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11,<3.12"
+    assert updates["docker"]["ignore"] == [{"dependency-name": "python", "versions": [">= 3.12"]}]
+    # The base is an exact patch release of python:3.11 slim (one line of the Dockerfile, the ARG
+    # default that GitHub builds): a rebuild is the same image.
+    [base] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
 
 
 def test_every_run_step_uses_bash_with_pipefail(workflow):
@@ -338,19 +369,6 @@ def test_every_job_sets_up_python_311_with_pip_cache_and_uses_it(workflow):
                 assert step.get("env", {}).get("PYTHON") == python, f"{name}: {step.get('name')}"
 
 
-def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
-    ci_run = scripts_called((REPO / ".ci" / "run").read_text())
-    assert ci_run == ["scripts/fetch_data.sh", "scripts/test.sh", "scripts/pipeline.sh", "scripts/check_reproduced.sh"]
-    jobs = workflow["jobs"]
-    called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
-    assert called["data"] == ["scripts/fetch_data.sh"]
-    assert called["test"] == ["scripts/test.sh"]
-    assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/ci_remote.sh"]
-    assert set(ci_run) <= {s for scripts in called.values() for s in scripts}
-    for script in {s for scripts in called.values() for s in scripts}:
-        assert (REPO / script).is_file(), script
-
-
 def test_the_data_set_is_fetched_once_per_run(workflow):
     """One job restores the cache or downloads (with retries); the jobs that need the data receive
     that file as an artifact, where scikit-learn looks for it. Nobody else downloads."""
@@ -380,534 +398,37 @@ def test_the_data_set_is_fetched_once_per_run(workflow):
             assert download < first_script, name
 
 
-def test_the_image_job_is_built_once_from_a_gated_pipeline_run(workflow):
-    image = workflow["jobs"]["image"]
-    assert {"test", "pipeline"} <= set(image["needs"])
-    steps = image["steps"]
-    repro = index_of(steps, lambda s: "scripts/pipeline.sh" in step_runs(s))
-    gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
-    builds = [i for i, s in enumerate(steps) if uses(s, "docker/build-push-action")]
-    assert len(builds) == 1, "one build: the pushed image is the tested one"
-    (build,) = builds
-    selfcheck = index_of(steps, lambda s: re.search(r"docker run --rm \"\$TEST_TAG\"\s*$", step_runs(s)))
-    sample = index_of(steps, lambda s: "predict --model q8" in step_runs(s))
-    login = index_of(steps, lambda s: uses(s, "docker/login-action"))
-    push = index_of(steps, lambda s: "scripts/push_image.sh" in step_runs(s))
-    assert repro < gate < build < selfcheck < login < push and build < sample < login
-    assert '"$TEST_TAG"' in step_runs(steps[push])
-    meta = steps[index_of(steps, lambda s: uses(s, "docker/metadata-action"))]
-    built = steps[build]["with"]
-    assert built["context"] == "." and built["load"] is True and built["push"] is False
-    # An attestation or SBOM would wrap the image in another manifest than the one loaded and checked.
-    assert built["provenance"] is False and built["sbom"] is False
-    assert "${{ env.TEST_TAG }}" in built["tags"] and f"${{{{ steps.{meta['id']}.outputs.tags }}}}" in built["tags"]
-    assert built["labels"] == f"${{{{ steps.{meta['id']}.outputs.labels }}}}"
-    assert steps[push]["env"]["TAGS"] == f"${{{{ steps.{meta['id']}.outputs.tags }}}}"
-    tags = meta["with"]["tags"]
-    for rule in (
-        "type=sha",
-        "type=ref,event=branch",
-        "type=semver,pattern={{version}}",
-        "type=semver,pattern={{major}}.{{minor}}",
-        "type=raw,value=latest,enable={{is_default_branch}}",
-    ):
-        assert rule in tags, rule
-
-
-def test_the_sample_prediction_input_has_the_feature_header():
-    sample = (REPO / "tests" / "data" / "predict_sample.csv").read_text().splitlines()
-    assert sample[0].split(",") == list(FEATURES)
-    assert len(sample) > 1 and all(len(line.split(",")) == len(FEATURES) for line in sample[1:])
-    assert "< tests/data/predict_sample.csv" in CI.read_text()
-
-
-def test_the_build_args_are_the_dockerfile_args(workflow):
-    declared = set(re.findall(r"^ARG (\w+)", (REPO / "Dockerfile").read_text(), re.M))
-    builds = [s for s in workflow["jobs"]["image"]["steps"] if uses(s, "docker/build-push-action")]
-    for step in builds:
-        passed = {line.split("=", 1)[0].strip() for line in step["with"]["build-args"].splitlines() if line.strip()}
-        assert passed == {"REVISION", "VERSION", "SOURCE"} <= declared, step["name"]
-    assert len({step["with"]["build-args"] for step in builds}) == 1, "the pushed build must be the verified one"
-
-
-def registry_step(step: dict) -> bool:
-    """A step that logs in to or pushes to the registry."""
-    return uses(step, "docker/login-action") or "scripts/push_image.sh" in step_runs(step)
-
-
-def pushes(workflow: dict, context: dict) -> list[str]:
-    """The steps of the image job that would log in to or push to the registry in this run."""
-    image = workflow["jobs"]["image"]
-    if not condition(image, context):
-        return []
-    acting = []
-    for step in image["steps"]:
-        if uses(step, "docker/build-push-action"):
-            assert not _truthy(render(step["with"].get("push", False), context)), "the build step never pushes"
-        if registry_step(step) and condition(step, context):
-            acting.append(step.get("name", step.get("uses")))
-    return acting
-
-
-def notices(workflow: dict, context: dict) -> list[str]:
-    steps = workflow["jobs"]["image"]["steps"]
-    return [s["name"] for s in steps if "::notice" in step_runs(s) and condition(s, context)]
-
-
-@pytest.mark.parametrize("ref", ["refs/pull/7/merge", "refs/heads/main"])
-@pytest.mark.parametrize("fork", [False, True])
-def test_a_pull_request_never_logs_in_or_pushes(workflow, ref, fork):
-    context = scenario(workflow, "image", "pull_request", ref, fork=fork, configured=True)
-    assert pushes(workflow, context) == []
-    assert notices(workflow, context), "the run must say why it did not push"
-    for step in workflow["jobs"]["image"]["steps"]:
-        if registry_step(step):
-            assert "github.event_name == 'push'" in step.get("if", ""), step.get("name")
-
-
-@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.2.0"])
-def test_a_push_to_the_default_branch_or_a_release_tag_logs_in_and_pushes(workflow, ref):
-    context = scenario(workflow, "image", "push", ref)
-    assert pushes(workflow, context) == ["Log in to Docker Hub", "Push the tested image (scripts/push_image.sh)"]
-    assert notices(workflow, context) == []
-
-
-@pytest.mark.parametrize(
-    "event, ref, fork, configured",
-    [
-        ("push", "refs/heads/feature", False, True),  # another branch
-        ("push", "refs/heads/main", True, True),  # a fork's default branch
-        ("push", "refs/tags/v1.2.0", True, True),  # a fork's release tag
-        ("push", "refs/tags/nightly", False, True),  # a tag that is not a release
-        ("workflow_dispatch", "refs/heads/main", False, True),  # a manual run
-        ("push", "refs/heads/main", False, False),  # Docker Hub not configured
-    ],
-)
-def test_other_runs_build_and_verify_but_do_not_push(workflow, event, ref, fork, configured):
-    context = scenario(workflow, "image", event, ref, fork=fork, configured=configured)
-    assert pushes(workflow, context) == []
-    assert len(notices(workflow, context)) == 1
-
-
-def test_the_registry_secrets_reach_only_the_login_step(workflow):
-    image = workflow["jobs"]["image"]
-    context = scenario(workflow, "image", "push", "refs/heads/main")
-    for name, value in context["env"].items():  # what every step of the job sees
-        assert all(secret not in value for secret in context["secrets"].values()), f"env {name} exposes a secret"
-    for step in image["steps"]:
-        text = json.dumps({k: v for k, v in step.items() if k != "if"})
-        if "secrets.DOCKERHUB_" in text:
-            assert uses(step, "docker/login-action"), step.get("name")
-
-
-def test_the_dvc_remote_credentials_reach_only_the_steps_that_use_the_remote(workflow):
-    for name, job in workflow["jobs"].items():
-        assert "secrets.AWS_" not in json.dumps(job.get("env", {})), f"job {name}: a credential in the job's env"
-        for step in job["steps"]:
-            text = json.dumps({k: v for k, v in step.items() if k != "if"})
-            if "secrets.AWS_" in text:
-                assert set(scripts_called(step_runs(step))) & {"scripts/pipeline.sh", "scripts/ci_remote.sh"}, step.get("name")
-
-
-@pytest.mark.parametrize(
-    "event, ref, fork, pushes_to_remote",
-    [
-        ("push", "refs/heads/main", False, True),
-        ("push", "refs/heads/main", True, False),  # a fork
-        ("pull_request", "refs/pull/7/merge", False, False),
-        ("push", "refs/tags/v1.2.0", False, False),  # a release rebuilds nothing new
-        ("workflow_dispatch", "refs/heads/main", False, False),
-    ],
-)
-def test_only_the_default_branch_pushes_to_the_dvc_remote(workflow, event, ref, fork, pushes_to_remote):
-    context = scenario(workflow, "pipeline", event, ref, fork=fork)
-    steps = workflow["jobs"]["pipeline"]["steps"]
-    push = steps[index_of(steps, lambda s: "scripts/ci_remote.sh push" in step_runs(s))]
-    assert condition(push, context) is pushes_to_remote
-    gate = index_of(steps, lambda s: "scripts/check_reproduced.sh" in step_runs(s))
-    assert gate < steps.index(push)  # only what passed the gate is shared
-
-
-def test_the_report_job_runs_on_pull_requests_only(workflow):
-    report = workflow["jobs"]["report"]
-    assert condition(report, scenario(workflow, "report", "pull_request", "refs/pull/7/merge"))
-    assert not condition(report, scenario(workflow, "report", "push", "refs/heads/main"))
-    checkout = next(s for s in report["steps"] if uses(s, "actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0
-    step = next(s for s in report["steps"] if "scripts/pr_report.sh" in step_runs(s))
-    assert '>> "$GITHUB_STEP_SUMMARY"' in step_runs(step) or '-a "$GITHUB_STEP_SUMMARY"' in step_runs(step)
-
-
 def test_blas_kernels_are_left_to_the_per_cpu_pin(workflow):
     """stages/__init__.py pins OpenBLAS's Haswell kernels only where they run (x86-64 with AVX2 and
     FMA); forcing them from the workflow would override that check on every runner."""
     assert "OPENBLAS_CORETYPE" not in json.dumps(workflow)
 
 
-def test_dependabot_keeps_the_base_image_actions_and_pins_current():
-    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
-    assert config["version"] == 2
-    assert {u["package-ecosystem"] for u in config["updates"]} == {"docker", "github-actions", "pip"}
-    base = re.search(r"^FROM (\S+)", (REPO / "Dockerfile").read_text(), re.M).group(1)
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # an exact patch release Dependabot can bump
-
-
-# --- the tolerance check (scripts/compare_reproduced.py) -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def compare():
-    spec = importlib.util.spec_from_file_location("compare_reproduced", REPO / "scripts" / "compare_reproduced.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def lock() -> dict:
-    return yaml.safe_load((REPO / "dvc.lock").read_text())
-
-
-def entry(lock: dict, stage: str, kind: str, path: str) -> dict:
-    return next(e for e in lock["stages"][stage][kind] if e["path"] == path)
-
-
-def params(lock: dict, stage: str) -> dict:
-    return lock["stages"][stage]["params"]["params.yaml"]
-
-
-def test_lock_identical_passes_with_nothing_to_report(compare, lock):
-    result = compare.compare_lock(lock, yaml.safe_load((REPO / "dvc.lock").read_text()))
-    assert result.problems == [] and result.drifts == []
-
-
-def test_lock_may_differ_in_the_hashes_of_produced_files(compare, lock):
-    new = yaml.safe_load((REPO / "dvc.lock").read_text())
-    for stage in new["stages"].values():
-        for item in stage.get("deps", []) + stage.get("outs", []):
-            if item["path"] == "models/float.safetensors":
-                item["md5"], item["size"] = "0" * 32, item["size"] + 1
-    result = compare.compare_lock(lock, new)
-    assert result.problems == []
-    assert any("models/float.safetensors md5" in line for line in result.drifts)
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (lambda lock: entry(lock, "train", "deps", "stages/train.py").update(md5="0" * 32), "stages/train.py md5"),
-        (lambda lock: entry(lock, "train", "deps", "stages/train.py").update(size=1), "stages/train.py size"),
-        (lambda lock: params(lock, "train").update({"train.standardize": False}), "stage train: params"),
-        (lambda lock: params(lock, "quantize-8")["quantize.q8"].update(rounding="truncate"), "stage quantize-8: params"),
-        (lambda lock: lock["stages"]["train"].update(cmd="python -m stages.train --fast"), "stage train: cmd"),
-        (lambda lock: lock["stages"].pop("quantize-16"), "stages"),
-        (lambda lock: lock["stages"]["train"]["outs"].pop(), "stage train: outs: files"),
-    ],
-)
-def test_lock_fails_on_a_change_of_code_params_or_shape(compare, lock, change, message):
-    new = yaml.safe_load((REPO / "dvc.lock").read_text())
-    change(new)
-    result = compare.compare_lock(lock, new)
-    assert any(message in line for line in result.problems), result.problems
-
-
-def perturbed(document, path: tuple, value):
-    copy = json.loads(json.dumps(document))
-    node = copy
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value(node[path[-1]]) if callable(value) else value
-    return copy
-
-
-@pytest.fixture
-def metrics() -> dict:
-    return json.loads((REPO / "metrics" / "evaluate.json").read_text())
-
-
-def test_metrics_within_a_few_ulps_pass(compare, metrics):
-    metrics = perturbed(metrics, ("q16", "r2_drop_ppm"), 0.0)  # units in the keys leave no tiny figure: make one
-    new = perturbed(metrics, ("q8", "r2"), lambda v: v * (1 + 1e-15))
-    new = perturbed(new, ("q16", "r2_drop_ppm"), 3e-16)  # tiny value: abs tolerance
-    result = compare.compare_json(metrics, new, "metrics/evaluate.json: ")
-    assert result.problems == []
-    assert [line.split(":")[1].strip() for line in result.drifts] == ["q8.r2", "q16.r2_drop_ppm"]
-
-
-@pytest.mark.parametrize(
-    "path, value, message",
-    [
-        (("q8", "r2"), lambda v: v * (1 + 1e-6), "q8.r2"),
-        (("q16", "r2_drop_ppm"), lambda v: v * (1 + 1e-6), "q16.r2_drop_ppm"),
-        (("q8", "payload_bytes"), lambda v: v + 1, "q8.payload_bytes"),
-        (("float", "r2"), "0.5757", "float.r2"),
-        (("q8", "extra"), 1.0, "q8: keys"),
-    ],
-)
-def test_metrics_beyond_tolerance_or_of_another_kind_fail(compare, metrics, path, value, message):
-    result = compare.compare_json(metrics, perturbed(metrics, path, value), "metrics/evaluate.json: ")
-    assert any(message in line for line in result.problems), result.problems
-
-
-def test_metrics_key_order_must_match(compare, metrics):
-    reordered = {name: dict(reversed(list(values.items()))) for name, values in metrics.items()}
-    result = compare.compare_json(metrics, reordered, "m: ")
-    assert len(result.problems) == len(metrics)  # one per model
-
-
-def test_report_numbers_may_move_by_one_printed_digit_but_its_text_may_not_change(compare):
-    old = "| q8 | 0.575995 | -0.00021 | 9.4e-06 | 1033 |\n"
-    assert compare.compare_text(old, old.replace("0.575995", "0.575996"), "r").problems == []
-    assert compare.compare_text(old, old.replace("9.4e-06", "9.5e-06"), "r").problems == []
-    assert compare.compare_text(old, old.replace("0.575995", "0.575997"), "r").problems
-    assert compare.compare_text(old, old.replace("1033", "1034"), "r").problems  # integers are exact
-    assert compare.compare_text(old, old.replace("q8", "q16"), "r").problems
-    assert compare.compare_text(old, old + "more\n", "r").problems
-
-
-def test_a_file_missing_on_either_side_fails(compare):
-    assert compare.compare_file("metrics/new.json", None, "{}").problems == ["metrics/new.json: new, not committed"]
-    assert compare.compare_file("metrics/old.json", "{}", None).problems == ["metrics/old.json: committed, not rebuilt"]
-
-
-# --- the gate and the report in a small git+DVC repo -----------------------------------------------
-
-MAKE = """import json, os, pathlib, yaml
-value = yaml.safe_load(open("params.yaml"))["make"]["value"] * (1 + float(os.environ.get("PERTURB", "0")))
-for folder in ("metrics", "reports", "data"):
-    pathlib.Path(folder).mkdir(exist_ok=True)
-pathlib.Path("metrics/m.json").write_text(json.dumps({"score": value / 3, "rows": 3}, indent=2) + "\\n")
-pathlib.Path("reports/r.md").write_text(f"# Report\\n\\nscore {value / 3:.6f} on 3 rows\\n")
-pathlib.Path("data/out.txt").write_text(repr(value / 3) + "\\n")
-"""
-TOY_DVC_YAML = """stages:
-  make:
-    cmd: python make.py
-    deps: [make.py]
-    params: [make.value]
-    outs:
-      - data/out.txt
-      - metrics/m.json:
-          cache: false
-      - reports/r.md:
-          cache: false
-metrics:
-  - metrics/m.json
-"""
-
-
-@pytest.fixture(scope="module")
-def toy_repo(tmp_path_factory) -> Path:
-    """A git repo with the gate's and the report's scripts and a one-stage DVC pipeline whose
-    result a PERTURB environment variable can move (as another CPU's kernels would): two commits,
-    `base` without the pipeline, then `main` with it built and committed."""
-    repo = tmp_path_factory.mktemp("toy") / "repo"
-    (repo / "scripts").mkdir(parents=True)
-    for name in ("check_reproduced.sh", "compare_reproduced.py", "pr_report.sh", "env.sh"):
-        shutil.copy2(REPO / "scripts" / name, repo / "scripts" / name)
-    run(["git", "init", "-q", "-b", "main"], cwd=repo)
-    run(["git", "config", "user.email", "tests@housing-mlops"], cwd=repo)
-    run(["git", "config", "user.name", "tests"], cwd=repo)
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "scripts only"], cwd=repo)
-    run(["git", "branch", "base"], cwd=repo)
-    (repo / "make.py").write_text(MAKE)
-    (repo / "dvc.yaml").write_text(TOY_DVC_YAML)
-    (repo / "params.yaml").write_text("make:\n  value: 1.0\n")
-    run([*DVC, "init", "-q"], cwd=repo)
-    run([*DVC, "config", "core.analytics", "false"], cwd=repo)
-    run([*DVC, "repro", "-q"], cwd=repo)
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "pipeline"], cwd=repo)
-    return repo
-
-
-@pytest.fixture
-def toy(toy_repo, tmp_path) -> Path:
-    return Path(shutil.copytree(toy_repo, tmp_path / "repo", symlinks=True))
-
-
-def gate(repo: Path, **env) -> tuple[int, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")} | env
-    result = run(["bash", "scripts/check_reproduced.sh"], cwd=repo, check=False, env=environment)
-    return result.returncode, result.stdout + result.stderr
-
-
-def repro(repo: Path, perturb: str) -> None:
-    run([*DVC, "repro", "-q", "-f"], cwd=repo, env=os.environ | {"PERTURB": perturb})
-
-
-def test_gate_passes_when_repro_gives_the_committed_bits(toy):
-    repro(toy, "0")
-    status, output = gate(toy)
-    assert status == 0, output
-    assert "reproduced exactly" in output
-
-
-def test_gate_passes_with_a_warning_when_floats_differ_in_the_last_bits(toy, tmp_path):
-    repro(toy, "1e-15")
-    summary = tmp_path / "summary.md"
-    status, output = gate(toy, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
-    assert status == 0, output
-    assert '-  "score": 0.3333333333333333,' in output  # the git diff
-    assert "| metrics/m.json | score" in output.replace("  ", " ").replace("  ", " ")  # dvc metrics diff
-    assert "::warning title=Reproducibility gate::reproduced within tolerance" in output
-    assert "within tolerance" in summary.read_text()
-
-
-def test_gate_fails_and_prints_the_difference_when_metrics_change(toy, tmp_path):
-    repro(toy, "1e-3")
-    summary = tmp_path / "summary.md"
-    status, output = gate(toy, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
-    assert status == 1, output
-    assert '-  "score": 0.3333333333333333,' in output and '+  "score": 0.333666666666666' in output
-    assert "-score 0.333333 on 3 rows" in output
-    assert "NOT REPRODUCED:   metrics/m.json: score" in output
-    assert "::error title=Reproducibility gate::not reproduced" in output
-    assert "FAILED" in summary.read_text() and "metrics/m.json" in summary.read_text()
-
-
-def test_gate_fails_when_the_workspace_is_not_what_dvc_lock_describes(toy):
-    metrics = toy / "metrics" / "m.json"
-    metrics.write_text(metrics.read_text().replace("0.333", "0.444"))  # edited by hand, no repro
-    status, output = gate(toy)
-    assert status == 1, output
-    assert "modified:" in output and "metrics/m.json" in output
-    assert '+  "score": 0.444' in output
-    assert "run `dvc repro`" in output
-
-
-def test_gate_fails_on_a_metrics_file_that_is_not_committed(toy):
-    (toy / "metrics" / "extra.json").write_text("{}\n")
-    status, output = gate(toy)
-    assert status == 1, output
-    assert "?? metrics/extra.json" in output and "metrics/extra.json: new, not committed" in output
-
-
-def test_pr_report_shows_the_params_and_metrics_a_change_commits(toy):
-    (toy / "params.yaml").write_text("make:\n  value: 2.0\n")
-    repro(toy, "0")
-    run(["git", "commit", "-qam", "value 2"], cwd=toy)
-    result = run(["bash", "scripts/pr_report.sh", "HEAD~1", "main"], cwd=toy)
-    lines = [re.sub(r"\s+", " ", line) for line in result.stdout.splitlines()]
-    assert lines[0] == "## Params and metrics: main → this change"
-    assert "| Path | Param | main | this change |" in lines
-    assert "| params.yaml | make.value | 1.0 | 2.0 |" in lines
-    assert "| Path | Metric | main | this change | Change |" in lines
-    assert "| metrics/m.json | score | 0.3333333333333333 | 0.6666666666666666 | 0.3333333333333333 |" in lines
-    assert not any("rows" in line for line in lines if line.startswith("|")), "unchanged metrics are left out"
-
-
-def test_pr_report_shows_a_last_bits_change_as_such_not_as_zero(toy):
-    repro(toy, "1e-15")
-    run(["git", "commit", "-qam", "another CPU"], cwd=toy)
-    result = run(["bash", "scripts/pr_report.sh", "HEAD~1"], cwd=toy)
-    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| metrics/m.json")]
-    change = float(row.split("|")[-2])
-    assert 0 < change < 1e-15
-
-
-def test_pr_report_says_when_nothing_changed(toy):
-    result = run(["bash", "scripts/pr_report.sh", "HEAD"], cwd=toy)
-    assert "No param changed." in result.stdout and "No metric changed." in result.stdout
-
-
-def test_pr_report_against_a_base_without_the_pipeline_lists_everything_as_new(toy):
-    result = run(["bash", "scripts/pr_report.sh", "base"], cwd=toy)
-    rows = [re.sub(r"\s+", " ", line) for line in result.stdout.splitlines()]
-    assert "| params.yaml | make.value | - | 1.0 |" in rows
-    assert "| metrics/m.json | score | - | 0.3333333333333333 | - |" in rows
-
-
-def test_pr_report_refuses_a_base_it_does_not_have(toy):
-    result = run(["bash", "scripts/pr_report.sh", "origin/nowhere"], cwd=toy, check=False)
-    assert result.returncode == 2
-    assert "not a commit in this clone" in result.stderr and result.stdout == ""
-
-
-# --- the push script (scripts/push_image.sh), with a stand-in `docker` -----------------------------
-
-FAKE_DOCKER = """#!/usr/bin/env bash
-# Stand-in for the docker CLI: images are files in $FAKE_IMAGES (name -> image ID); calls are logged.
-echo "$*" >> "$FAKE_IMAGES/calls"
-case "$1 $2" in
-  "image inspect")
-    shift 2; format=$2; name=$3
-    [ -f "$FAKE_IMAGES/$name" ] || { echo "Error: No such image: $name" >&2; exit 1; }
-    if [ "$format" = '{{.Id}}' ]; then cat "$FAKE_IMAGES/$name"; else echo "someone/housing-mlops@sha256:$(cat "$FAKE_IMAGES/$name" | cut -d: -f2)"; fi ;;
-  "push --quiet") echo "pushed $3" ;;
-  *) echo "unexpected docker $*" >&2; exit 3 ;;
-esac
-"""
-
-
-@pytest.fixture
-def fake_docker(tmp_path) -> tuple[dict, Path]:
-    (tmp_path / "bin").mkdir()
-    images = tmp_path / "images"
-    (images / "someone").mkdir(parents=True)
-    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
-    (tmp_path / "bin" / "docker").chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_IMAGES": str(images)}
-    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
-    return env, images
-
-
-def test_push_script_pushes_the_tested_image_under_every_tag_and_reports_its_digest(fake_docker, tmp_path):
-    env, images = fake_docker
-    tags = ["someone/housing-mlops:sha-abc", "someone/housing-mlops:latest"]
-    for name in ("housing-mlops:test", *tags):
-        (images / name).write_text("sha256:1234abcd")
-    result = run(["bash", "scripts/push_image.sh", "housing-mlops:test"], cwd=REPO, env={**env, "TAGS": "\n".join(tags) + "\n"})
-    calls = (images / "calls").read_text().splitlines()
-    assert [c for c in calls if c.startswith("push")] == [f"push --quiet {tag}" for tag in tags]
-    summary = (tmp_path / "summary.md").read_text()
-    assert "someone/housing-mlops@sha256:1234abcd" in summary and all(tag in summary for tag in tags)
-    assert "someone/housing-mlops@sha256:1234abcd" in result.stdout
-
-
-def test_push_script_refuses_a_tag_that_is_not_the_tested_image(fake_docker):
-    env, images = fake_docker
-    (images / "housing-mlops:test").write_text("sha256:1234abcd")
-    (images / "someone/housing-mlops:latest").write_text("sha256:99999999")  # e.g. a stale local image
-    result = run(
-        ["bash", "scripts/push_image.sh", "housing-mlops:test"],
-        cwd=REPO,
-        check=False,
-        env={**env, "TAGS": "someone/housing-mlops:latest"},
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: someone/housing-mlops:latest is image sha256:99999999, not the tested housing-mlops:test (sha256:1234abcd): refusing to push it"
-    ]
-    assert not any(c.startswith("push") for c in (images / "calls").read_text().splitlines())
-
-
-def test_push_script_needs_tags(fake_docker):
-    env, images = fake_docker
-    (images / "housing-mlops:test").write_text("sha256:1234abcd")
-    result = run(["bash", "scripts/push_image.sh", "housing-mlops:test"], cwd=REPO, check=False, env={**env, "TAGS": ""})
-    assert result.returncode == 2 and result.stderr.strip() == "error: no tags to push (TAGS is empty)"
-
-
 # --- CI here runs as a GitHub runner does -----------------------------------------------------------
 
 
-def test_ci_run_stands_in_for_the_runners_data_step_and_nothing_else():
+def test_ci_run_stands_in_for_the_runners_data_step_and_its_docker_and_nothing_else():
     """.ci/run gives the suite a fresh HOME whose scikit_learn_data/ holds the offline copy (where
     scikit-learn's download puts it), with SCIKIT_LEARN_DATA unset: the state of a GitHub runner
-    after the workflow's data step. It is the only file that knows where this machine keeps that copy."""
+    after the workflow's data step; and a Docker engine with a registry, as the image job has, stopped
+    at exit. It is the only file that knows where this machine keeps the data and the engine."""
     text = (REPO / ".ci" / "run").read_text()
     assert "unset SCIKIT_LEARN_DATA" in text
     assert re.search(r"^export HOME=\$ci_home$", text, re.M)
     assert re.search(r'^cp "\$offline_copy" "\$ci_home/scikit_learn_data/"$', text, re.M)
     assert text.index("unset SCIKIT_LEARN_DATA") < text.index("bash scripts/test.sh")
+    assert re.search(r"^engine=\.\./shared/tools/docker-engine\.sh$", text, re.M)
+    # up and registry, with a failure of either stopping the run; down at exit, whatever happens
+    assert 'exports=$(bash "$engine" up) || return' in text and 'exports=$(bash "$engine" registry) || return' in text
+    assert re.search(r'^  bash "\$engine" down\b', text, re.M) and re.search(r"^trap finish EXIT$", text, re.M)
+    assert text.index("trap finish EXIT") < text.index("engine_up\n")
+    assert re.search(r"^export CI=true\b", text, re.M)  # as on a runner: no engine is a failure, not a skip
     tracked = run(["git", "ls-files"], cwd=REPO).stdout.split()
     mentions = [
         name
         for name in tracked
-        if (REPO / name).is_file() and re.search(rb"\.\./shared|shared/" + b"scikit_learn_data", (REPO / name).read_bytes())
+        if (REPO / name).is_file()
+        and re.search(rb"\.\./shared|shared/" + b"scikit_learn_data|docker-" + b"engine\\.sh", (REPO / name).read_bytes())
     ]
     assert mentions == [".ci/run"]
 
