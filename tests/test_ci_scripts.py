@@ -14,6 +14,8 @@ import pytest
 
 from conftest import REPO, run
 
+pytestmark = pytest.mark.slow  # real DVC in small repos
+
 DVC = [sys.executable, "-m", "dvc"]
 
 
