@@ -131,8 +131,10 @@ def _one_line(errors: list[dict], document: dict, section: tuple) -> str:
         parent = where[:-1]
         extras = [_dotted(e["loc"], document, section) for e in errors if e["type"] == kind]
         unknown = [keys[-1] for keys in extras if keys[:-1] == parent]
-        keys = "key " + repr(unknown[0]) if len(unknown) == 1 else "keys " + ", ".join(map(repr, unknown))
-        return f"{'.'.join(parent)} has unknown {keys} (allowed keys: {', '.join(_allowed_keys(document, parent))})"
+        what = "key" if parent else "section"  # a key at the file's top is a (misspelt) section
+        keys = f"{what} {unknown[0]!r}" if len(unknown) == 1 else f"{what}s " + ", ".join(map(repr, unknown))
+        allowed = f"(allowed {what}s: {', '.join(_allowed_keys(document, parent))})"
+        return f"{'.'.join(parent)} has unknown {keys} {allowed}" if parent else f"unknown {keys} {allowed}"
     if kind == "missing":
         return f"{'.'.join(where)} is missing"
     if kind.startswith("union_tag"):
