@@ -7,14 +7,11 @@
 #                                     run); otherwise `dvc repro`, as without a remote, with a
 #                                     notice in CI. OPTIONS go to dvc repro. scripts/pipeline.sh
 #                                     runs this, so the workflow and .ci/run reach it through it.
-#   bash scripts/ci_remote.sh push    remote configured: `dvc commit --force` (records in the
-#                                     run-cache the run of every stage at this commit, those a
-#                                     repro restored or skipped included) then `dvc push
-#                                     --run-cache`, so a clone's `dvc pull --run-cache` can come
-#                                     back to this commit's params without running a stage;
-#                                     otherwise a notice. The workflow runs it on a push to the
-#                                     default branch only, after the reproducibility gate; in a
-#                                     pull_request run it refuses anyway (defence in depth).
+#   bash scripts/ci_remote.sh push    remote configured: `dvc push --run-cache` (the outputs, and
+#                                     the runs of the stages this job ran); otherwise a notice.
+#                                     The workflow runs it on a push to the default branch only,
+#                                     after the reproducibility gate; in a pull_request run it
+#                                     refuses anyway (defence in depth).
 # Configured means DVC_REMOTE_URL is set (a workflow variable) and, for an s3:// URL, credentials
 # are in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from secrets, or from an OIDC
 # role). Pull requests from forks get no secrets, so they run as without a remote.
@@ -76,6 +73,5 @@ configure
 if [ "$command" = repro ]; then
   dvc repro --pull "$@"
 else
-  dvc commit --force --quiet
   dvc push --run-cache
 fi

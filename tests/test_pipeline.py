@@ -179,9 +179,9 @@ def test_experiment_with_another_seed(work_repo):
 
 
 def test_back_to_params_seen_before_every_computing_stage_comes_from_the_run_cache(work_repo):
-    """docs/pipeline.md's reset between experiments: nothing is recomputed; report, the one stage
-    without a run-cache of its own, re-renders (tests/test_remote.py: with `dvc commit --force`'s
-    record of it, pulled from a remote, not even that)."""
+    """docs/pipeline.md's reset between experiments, after a repro that ran the stages: nothing is
+    recomputed; report, the one stage that records no run of its own, re-renders
+    (tests/test_remote.py: after `dvc commit --force`, not even that)."""
     ran = run([*DVC, "exp", "run", "-S", "quantize.q8.scale_search=none"], cwd=work_repo).stdout
     assert stages_run(ran) == ["validate", "quantize-8", "export-onnx", "evaluate", "report"]
     run(["git", "checkout", "--", "params.yaml"], cwd=work_repo)
