@@ -124,7 +124,9 @@ def read(path=PARAMS) -> dict:
 
 def _one_line(errors: list[dict], document: dict, section: tuple) -> str:
     """pydantic's first error as 'key: what is wrong, got value', the key dotted from the file's
-    top; unknown keys are named together with the keys allowed there."""
+    top; unknown keys are named together with the keys allowed there, and come first: a misspelt
+    key is an unknown key (what was typed) and a missing one (what was meant)."""
+    errors = sorted(errors, key=lambda error: error["type"] != "extra_forbidden")
     error, where = errors[0], _dotted(errors[0]["loc"], document, section)
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -137,6 +139,9 @@ def _one_line(errors: list[dict], document: dict, section: tuple) -> str:
         return f"{'.'.join(parent)} has unknown {keys} {allowed}" if parent else f"unknown {keys} {allowed}"
     if kind == "missing":
         return f"{'.'.join(where)} is missing"
+    if kind == "union_tag_not_found":  # no `scheme` key: perhaps a misspelt one
+        keys = ", ".join(map(str, error["input"])) if isinstance(error["input"], dict) else repr(error["input"])
+        return f"{'.'.join(where)}.scheme is missing (one of {', '.join(_tags(document, where))}); its keys: {keys}"
     if kind.startswith("union_tag"):
         expected = error.get("ctx", {}).get("expected_tags", "").replace("'", "")
         return f"{'.'.join(where)}.scheme must be one of {expected}; got {error['input'].get('scheme')!r}"
@@ -164,6 +169,13 @@ def _dotted(loc: tuple, document: dict, section: tuple) -> list[str]:
 def _allowed_keys(document: dict, keys: list[str]) -> list[str]:
     model = _member(_annotation_at(Params, document, tuple(keys)), _walk(document, keys))
     return list(model.model_fields) if model else []
+
+
+def _tags(document: dict, keys: list[str]) -> list[str]:
+    """The ``scheme`` values the tagged union at ``keys`` takes."""
+    annotation = _unwrapped(_annotation_at(Params, document, tuple(keys)))
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return [tag for member in members for tag in get_args(member.model_fields["scheme"].annotation)]
 
 
 def _walk(document: dict, keys) -> object:

@@ -64,3 +64,28 @@ def test_the_stage_writes_its_stamp_only_when_params_are_valid(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     run([sys.executable, "-m", "stages.validate"], cwd=tmp_path, env=env)
     assert (tmp_path / validate.STAMP).read_bytes() == validate.STAMP_TEXT
+
+
+def renamed(folder: Path, old: str, new: str) -> Path:
+    """params.yaml with its first line holding key ``old`` renamed ``new`` (a typo as it is made)."""
+    lines = (REPO / "params.yaml").read_text().splitlines(keepends=True)
+    at = next(n for n, line in enumerate(lines) if line.lstrip().startswith(f"{old}:"))
+    lines[at] = lines[at].replace(f"{old}:", f"{new}:", 1)
+    (folder / "params.yaml").write_text("".join(lines))
+    return folder / "params.yaml"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("random_state", "random_stat", "load_data has unknown key 'random_stat' (allowed keys: test_size, random_state)"),
+        ("train", "trian", "unknown section 'trian' (allowed sections: load_data, train, quantize, evaluate, sweep)"),
+        ("scheme", "csheme", "quantize.q8.scheme is missing (one of affine, published_a, published_b); its keys: csheme, "),
+    ],
+)
+def test_a_misspelt_key_is_named_as_typed(tmp_path, old, new, message):
+    """A typo makes a key unknown and another missing: the message names the one typed (and, for a
+    scheme, the keys found, so the typo shows)."""
+    with pytest.raises(PipelineError) as refused:
+        validate.validate(renamed(tmp_path, old, new))
+    assert str(refused.value).startswith(f"params.yaml: {message}")
