@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# CI and the DVC remote (README, "Share the artifacts"). The GitHub workflow calls it after
-# scripts/setup.sh; tests/test_remote.py runs it against moto's S3 server.
+# CI and the DVC remote (docs/remote.md). The GitHub workflow calls it after scripts/setup.sh;
+# tests/test_remote.py runs it against moto's S3 server.
 #   bash scripts/ci_remote.sh repro [OPTIONS]
 #                                     remote configured: `dvc repro --pull` (every stage whose
 #                                     dvc.lock entry is unchanged is restored from the remote, not
 #                                     run); otherwise `dvc repro`, as without a remote, with a
 #                                     notice in CI. OPTIONS go to dvc repro. scripts/pipeline.sh
 #                                     runs this, so the workflow and .ci/run reach it through it.
-#   bash scripts/ci_remote.sh push    remote configured: `dvc push --run-cache`; otherwise a notice.
-#                                     The workflow runs it on a push to the default branch only;
-#                                     in a pull_request run it refuses anyway (defence in depth).
+#   bash scripts/ci_remote.sh push    remote configured: `dvc push --run-cache` (the outputs, and
+#                                     the runs of the stages this job ran); otherwise a notice.
+#                                     The workflow runs it on a push to the default branch only,
+#                                     after the reproducibility gate; in a pull_request run it
+#                                     refuses anyway (defence in depth).
 # Configured means DVC_REMOTE_URL is set (a workflow variable) and, for an s3:// URL, credentials
 # are in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from secrets, or from an OIDC
 # role). Pull requests from forks get no secrets, so they run as without a remote.
@@ -28,7 +30,7 @@ notice() { # MESSAGE: a GitHub notice on Actions (and in the job summary), a pla
 # Prints why the remote is not usable, or nothing when it is.
 why_not_configured() {
   if [ -z "${DVC_REMOTE_URL:-}" ]; then
-    echo "no DVC remote configured (set the variable DVC_REMOTE_URL, and for S3 the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; README, CI)"
+    echo "no DVC remote configured (set the variable DVC_REMOTE_URL, and for S3 the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; docs/remote.md, CI)"
   elif [[ $DVC_REMOTE_URL == s3://* ]] && [ -z "${AWS_ACCESS_KEY_ID:-}" ]; then
     echo "DVC_REMOTE_URL is set but no S3 credentials are (pull requests from forks get no secrets)"
   fi

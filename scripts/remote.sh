@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make URL the default DVC remote, named `storage` (README, "Share the artifacts: a DVC remote").
+# Make URL the default DVC remote, named `storage` (docs/remote.md).
 #   bash scripts/remote.sh s3://BUCKET/PATH [--endpoint URL] [--region NAME] [--local] [--name NAME]
 #   bash scripts/remote.sh /PATH/TO/A/FOLDER [--local] [--name NAME]    a local-directory remote
 # --name: another name than `storage`, e.g. for a local folder next to a committed S3 remote (DVC

@@ -1,9 +1,10 @@
 """Stage evaluate: score every model (float, q8, q16, q8int) on the test split.
 
-Writes metrics/evaluate.json (scores, deviations from the float model, sizes), metrics/weights.json
-(every weight of q8 and q16: float value, code, dequantized value, error), the plot data in
-plots/, and models/selfcheck.csv, the holdout sample with every model's expected predictions that
-`python -m housing_predictor selfcheck` runs.
+Writes metrics/evaluate.json (every score, deviation from the float model and size), its summary
+metrics/summary.json (what `dvc metrics show` and `dvc exp show` list), and models/selfcheck.csv,
+the holdout sample with every model's expected predictions that `python -m housing_predictor
+selfcheck` runs. The weight tables and plot data that the functions below compute are written by
+stage report (dvc.yaml says why).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from housing_predictor.models import load_models
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages import params
 from stages.dataset import read_split, write_csv
+
+# The pipeline's own file (housing_predictor/paths.py holds what the predictor reads too).
+SUMMARY_METRICS = paths.METRICS_DIR / "summary.json"
+# metrics/summary.json, what `dvc metrics show` lists beside metrics/train.json (in 160 columns):
+# the float model's test R², and how far each quantized model moves predictions from it.
+SUMMARY_KEYS = {"float": ("r2",), "quantized": ("rms_deviation_usd",)}
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -98,6 +105,24 @@ def weight_table(float_model, saved: SavedModel) -> dict:
     return {"scheme": saved.scheme, "bits": saved.bits, "grid": grid, "weights": rows, "bias": bias}
 
 
+def summary(evaluation: dict) -> dict:
+    """metrics/summary.json: the float model's R², and each quantized model's RMS deviation from
+    the float model's predictions, copied from ``evaluation`` (metrics/evaluate.json)."""
+    return {
+        name: {key: figures[key] for key in SUMMARY_KEYS["float" if name == "float" else "quantized"]}
+        for name, figures in evaluation.items()
+    }
+
+
+def check_selfcheck_rows(evaluate: params.Evaluate, test_rows: int) -> None:
+    """The selfcheck sample is drawn from the test split: at most its ``test_rows`` rows. Stage
+    validate checks it before any stage runs, with the split's size load-data will give."""
+    if evaluate.selfcheck_rows > test_rows:
+        raise PipelineError(
+            f"params.yaml: evaluate.selfcheck_rows must be at most the {test_rows} test rows, got {evaluate.selfcheck_rows}"
+        )
+
+
 def selfcheck_rows(predictions: dict[str, np.ndarray], count: int) -> np.ndarray:
     """Test rows for the predictor's selfcheck: ``count`` evenly spaced, plus each quantized
     model's row of largest deviation, so the sample reproduces max_deviation exactly."""
@@ -126,10 +151,7 @@ def write_plot_data(y: np.ndarray, predictions: dict[str, np.ndarray], weights: 
 def main() -> None:
     evaluate = params.load().evaluate
     X, y = read_split(paths.TEST_CSV)
-    if evaluate.selfcheck_rows > len(X):
-        raise PipelineError(
-            f"params.yaml: evaluate.selfcheck_rows must be at most the {len(X)} test rows, got {evaluate.selfcheck_rows}"
-        )
+    check_selfcheck_rows(evaluate, len(X))
     # The predictor's own loader (files verified by structure) and arithmetic: what it predicts for
     # a row is, bit for bit, what is scored here.
     models = load_models(paths.MODELS_DIR)
@@ -139,11 +161,7 @@ def main() -> None:
     q8int = paths.INTEGER_MODEL
     evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, predictions["float"], predictions[q8int]))
     write_json(paths.EVALUATE_METRICS, evaluation)
-    # Weight tables and plot data: the models with float weights behind them.
-    float_model = models["float"].arithmetic
-    weights = {name: weight_table(float_model, saved[name]) for name in paths.WEIGHT_ONLY_MODELS}
-    write_json(paths.WEIGHTS_TABLE, weights)
-    write_plot_data(y, {name: predictions[name] for name in ("float", *paths.WEIGHT_ONLY_MODELS)}, weights)
+    write_json(SUMMARY_METRICS, summary(evaluation))
     rows = selfcheck_rows(predictions, evaluate.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])

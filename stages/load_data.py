@@ -62,19 +62,26 @@ def validate(X: np.ndarray, y: np.ndarray, feature_names: list[str]) -> None:
         raise PipelineError("California Housing has missing or infinite values")
 
 
+def test_rows(load_data: params.LoadData, rows: int = EXPECTED_ROWS) -> int:
+    """The test side of a split of ``rows`` rows: ceil(test_size * rows), as scikit-learn counts
+    it; a PipelineError unless each side keeps MIN_SPLIT_ROWS. Stage validate checks it before
+    any stage runs, on the data set's published size."""
+    n_test = math.ceil(load_data.test_size * rows)
+    if not MIN_SPLIT_ROWS <= n_test <= rows - MIN_SPLIT_ROWS:
+        low, high = MIN_SPLIT_ROWS / rows, 1 - MIN_SPLIT_ROWS / rows
+        raise PipelineError(
+            f"params.yaml: load_data.test_size must leave at least {MIN_SPLIT_ROWS} of the {rows:,} rows on each side of "
+            f"the split ({low:.6f} to {high:.6f}), got {load_data.test_size!r} ({n_test} test and {rows - n_test} training rows)"
+        )
+    return n_test
+
+
 def split(X: np.ndarray, y: np.ndarray, load_data: params.LoadData):
-    """scikit-learn's shuffled train/test split: (X_train, X_test, y_train, y_test). The test
-    side has ceil(test_size * rows) rows, as scikit-learn counts them; each side must keep
-    MIN_SPLIT_ROWS."""
+    """scikit-learn's shuffled train/test split: (X_train, X_test, y_train, y_test), each side
+    at least MIN_SPLIT_ROWS (``test_rows``)."""
     from sklearn.model_selection import train_test_split
 
-    n_test = math.ceil(load_data.test_size * len(X))
-    if not MIN_SPLIT_ROWS <= n_test <= len(X) - MIN_SPLIT_ROWS:
-        low, high = MIN_SPLIT_ROWS / len(X), 1 - MIN_SPLIT_ROWS / len(X)
-        raise PipelineError(
-            f"params.yaml: load_data.test_size must leave at least {MIN_SPLIT_ROWS} of the {len(X):,} rows on each side of "
-            f"the split ({low:.6f} to {high:.6f}), got {load_data.test_size!r} ({n_test} test and {len(X) - n_test} training rows)"
-        )
+    test_rows(load_data, len(X))
     return train_test_split(X, y, test_size=load_data.test_size, random_state=load_data.random_state)
 
 

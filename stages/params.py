@@ -10,7 +10,7 @@ the value and what is allowed.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
@@ -22,15 +22,19 @@ from housing_predictor.quantization import MAX_BITS, MIN_BITS
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    _keys_are = "key"  # what the keys of this model are called in messages
 
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: object) -> object:
-        """Unknown keys named with the allowed ones (pydantic's own error names only the key)."""
+        """Unknown keys named with the allowed ones, before anything else: a misspelt key is
+        unknown (what was typed) and missing (what was meant), and pydantic's own error for the
+        first names only the key."""
         unknown = [key for key in data if key not in cls.model_fields] if isinstance(data, dict) else []
         if unknown:
-            keys = f"key {unknown[0]!r}" if len(unknown) == 1 else f"keys {', '.join(map(repr, unknown))}"
-            raise ValueError(f"unknown {keys} (allowed keys: {', '.join(cls.model_fields)})")
+            what = cls._keys_are.default
+            keys = f"{what} {unknown[0]!r}" if len(unknown) == 1 else f"{what}s {', '.join(map(repr, unknown))}"
+            raise ValueError(f"unknown {keys} (allowed {what}s: {', '.join(cls.model_fields)})")
         return data
 
 
@@ -61,6 +65,7 @@ class PublishedB(Section):
 
 
 WeightOnly = Annotated[Affine | PublishedA | PublishedB, Field(discriminator="scheme")]
+SCHEMES = [get_args(member.model_fields["scheme"].annotation)[0] for member in get_args(get_args(WeightOnly)[0])]
 
 
 class IntegerOnly(Section):
@@ -94,6 +99,7 @@ class Sweep(Section):
 
 
 class Params(Section):
+    _keys_are = "section"
     load_data: LoadData
     train: Train
     quantize: Quantize
@@ -136,14 +142,16 @@ def _one_line(error: dict, document: dict) -> str:
             break
         keys.append(str(part))
         node = node.get(part) if isinstance(node, dict) else None
-    where = ".".join(keys) or "the file"
+    where = ".".join(keys)
     if error["type"] == "missing":
         return f"{where} is missing"
-    if error["type"].startswith("union_tag"):
-        expected = error["ctx"]["expected_tags"].replace("'", "")
-        return f"{where}.scheme must be one of {expected}; got {error['input'].get('scheme')!r}"
+    if error["type"] == "union_tag_not_found":  # no `scheme` key: perhaps a misspelt one
+        found = ", ".join(map(repr, error["input"])) if isinstance(error["input"], dict) else repr(error["input"])
+        return f"{where}.scheme is missing (one of {', '.join(SCHEMES)}); found {found}"
+    if error["type"] == "union_tag_invalid":
+        return f"{where}.scheme must be one of {', '.join(SCHEMES)}; got {error['input'].get('scheme')!r}"
     message = error["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
     if error["type"] == "value_error":  # our own checks: unknown keys, sweep's bit range
-        return f"{where}: {message}"
+        return f"{where}: {message}" if where else message
     return f"{where}: {message}, got {error['input']!r}"

@@ -1,15 +1,25 @@
-"""Stage report: the quantization report, reports/quantization.md, generated from metrics/.
+"""Stage report: what a person reads, generated from the models and metrics/.
 
-What a user reads before choosing 8 or 16 bits: our models' scores, deviations, sizes and
-compression ratios (metrics/evaluate.json), the per-weight errors (metrics/weights.json), and every
-scheme of the sweep at 8 and 16 bits (metrics/sweep.json), the published write-ups' among them.
+The quantization report, reports/quantization.md: our models' scores, deviations, sizes and
+compression ratios (metrics/evaluate.json), the per-weight errors, and every scheme of the sweep at
+8 and 16 bits (metrics/sweep.json), the published write-ups' among them. Beside it the files it
+draws on and `dvc plots` draws: metrics/weights.json (every weight of q8 and q16: float value,
+code, dequantized value, error) and the plot data in plots/ (each model's test predictions, each
+weight's error), computed by evaluate's functions with the predictor's loader, as evaluate scores.
+
+Why here and not in evaluate: DVC keeps no run-cache for a stage with a git-kept output that is
+neither a metric nor a plot (see dvc.yaml). This stage holds every such output and takes a fraction
+of a second, so that every stage that computes something is restored from the run-cache.
 """
 
 from __future__ import annotations
 
 from housing_predictor import paths
 from housing_predictor.errors import run_guarded
-from housing_predictor.files import read_json, write_atomic
+from housing_predictor.files import read_json, write_atomic, write_json
+from housing_predictor.models import Model
+from stages.dataset import read_split
+from stages.evaluate import weight_table, write_plot_data
 
 COMPARED_BITS = ("8", "16")  # the sweep's widths the report lists beside our models
 
@@ -124,8 +134,12 @@ def render(evaluation: dict, weights: dict, sweep: dict) -> str:
 
 def main() -> None:
     evaluation = read_json(paths.EVALUATE_METRICS, "metrics file")
-    weights = read_json(paths.WEIGHTS_TABLE, "weights table")
     sweep = read_json(paths.SWEEP_METRICS, "sweep metrics")
+    X, y = read_split(paths.TEST_CSV)
+    models = {name: Model(name) for name in ("float", *paths.WEIGHT_ONLY_MODELS)}
+    weights = {name: weight_table(models["float"].arithmetic, models[name].saved) for name in paths.WEIGHT_ONLY_MODELS}
+    write_json(paths.WEIGHTS_TABLE, weights)
+    write_plot_data(y, {name: model.predict(X) for name, model in models.items()}, weights)
     write_atomic(paths.REPORT, render(evaluation, weights, sweep).encode())
 
 

@@ -17,7 +17,7 @@ from stages.params import Affine, LoadData
 
 REPO = Path(__file__).resolve().parents[1]
 # The split the published write-ups of this pipeline use, to which their figures belong
-# (../shared is not the project's: the figures are in tests/test_quantization_real.py).
+# (tests/test_quantization_real.py checks them).
 PUBLISHED_SPLIT = LoadData(test_size=0.2, random_state=42)
 
 

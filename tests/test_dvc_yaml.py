@@ -1,5 +1,7 @@
 """dvc.yaml tells the truth: each stage's deps are exactly the project modules it imports, all the
-way down, and its outs are the files the code writes (housing_predictor/paths.py)."""
+way down, and its outputs are the files the code writes (housing_predictor/paths.py); stage
+validate guards every stage that reads params.yaml; each stage but report keeps its run-cache;
+the models the image ships are the registry's artifacts."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 import yaml
 
 from housing_predictor import paths
+from stages import evaluate, validate
 
 from conftest import REPO
 
@@ -51,22 +54,65 @@ def test_a_stages_code_deps_are_its_import_closure(stage):
     assert not listed - closure, f"{stage} lists {sorted(listed - closure)} in its deps, which it never imports"
 
 
-def test_the_outs_are_the_files_the_code_writes():
-    def outs(stage: str) -> set[str]:
-        return {next(iter(out)) if isinstance(out, dict) else out for out in DVC_YAML["stages"][stage]["outs"]}
+def outputs(stage: str) -> dict[str, dict]:
+    """Every output of ``stage`` (under outs:, metrics: and plots:) -> its options, and under which key."""
+    found = {}
+    for kind in ("outs", "metrics", "plots"):
+        for entry in DVC_YAML["stages"][stage].get(kind, []):
+            path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+            found[path] = {"kind": kind, **(options or {})}
+    return found
 
-    assert outs("load-data") == {str(paths.TRAIN_CSV), str(paths.TEST_CSV)}
-    assert outs("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
+
+def test_the_outputs_are_the_files_the_code_writes():
+    def written(stage: str) -> set[str]:
+        return set(outputs(stage))
+
+    assert written("validate") == {str(validate.STAMP)}
+    assert written("load-data") == {str(paths.TRAIN_CSV), str(paths.TEST_CSV)}
+    assert written("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
     for name in paths.WEIGHT_ONLY_MODELS:
-        assert outs(f"quantize-{paths.MODEL_BITS[name]}") == {str(paths.model_file(name))}
-    assert outs("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
-    assert outs("export-onnx") == {str(paths.onnx_file(name)) for name in paths.MODELS}
-    assert outs("evaluate") == {
-        str(paths.EVALUATE_METRICS),
+        assert written(f"quantize-{paths.MODEL_BITS[name]}") == {str(paths.model_file(name))}
+    assert written("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
+    assert written("export-onnx") == {str(paths.onnx_file(name)) for name in paths.MODELS}
+    assert written("evaluate") == {str(paths.EVALUATE_METRICS), str(evaluate.SUMMARY_METRICS), str(paths.SELFCHECK_CSV)}
+    assert written("sweep") == {str(paths.SWEEP_METRICS), str(paths.SWEEP_PLOT)}
+    assert written("report") == {
+        str(paths.REPORT),
         str(paths.WEIGHTS_TABLE),
-        str(paths.SELFCHECK_CSV),
         *(str(paths.plot_file(name)) for name in ("float", *paths.WEIGHT_ONLY_MODELS)),
         *(str(paths.weights_plot_file(name)) for name in paths.WEIGHT_ONLY_MODELS),
     }
-    assert outs("sweep") == {str(paths.SWEEP_METRICS), str(paths.SWEEP_PLOT)}
-    assert outs("report") == {str(paths.REPORT)}
+
+
+def test_validate_runs_on_all_of_params_yaml_before_every_stage_that_reads_it():
+    assert str(paths.PARAMS) in DVC_YAML["stages"]["validate"]["deps"]
+    readers = [name for name, stage in DVC_YAML["stages"].items() if stage.get("params")]
+    assert readers  # the rule below holds for something
+    for name in readers:
+        assert str(validate.STAMP) in DVC_YAML["stages"][name]["deps"], f"{name} reads params.yaml but runs before validate"
+
+
+def test_every_stage_but_report_keeps_its_run_cache():
+    """DVC records a run only for a stage whose outputs are each DVC-cached or declared under
+    metrics: or plots: (no persist): a git-kept plain output turns its run-cache off. Only report,
+    which holds every such file, may have one."""
+    for name in DVC_YAML["stages"]:
+        for path, options in outputs(name).items():
+            assert not options.get("persist"), f"{name}: {path} is persist: DVC keeps no run-cache for {name}"
+            plain_in_git = options["kind"] == "outs" and options.get("cache") is False
+            assert not plain_in_git or name == "report", f"{name}: {path} is kept in git under outs: no run-cache for {name}"
+
+
+def test_the_registry_declares_every_model_the_image_ships():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    shipped = {path for line in dockerfile.splitlines() if line.startswith("COPY models/") for path in line.split()[1:-1]}
+    shipped = {path for path in shipped if path.endswith(".safetensors")}
+    assert shipped == {str(paths.model_file(name)) for name in paths.MODELS}
+    artifacts = DVC_YAML["artifacts"]
+    assert {artifact["path"] for artifact in artifacts.values()} == shipped
+    cached = {path for stage in DVC_YAML["stages"] for path, options in outputs(stage).items() if options.get("cache", True)}
+    for name, artifact in artifacts.items():
+        assert artifact["type"] == "model", name
+        assert artifact["desc"] and artifact["labels"], name
+        assert artifact["path"] in cached, f"{name}: {artifact['path']} is no DVC-cached output"

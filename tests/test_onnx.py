@@ -197,7 +197,7 @@ def test_matmul_integer_equals_our_accumulation_on_extreme_codes(exported):
 
 @pytest.mark.parametrize("scheme", ["published_a", "published_b"])
 def test_published_schemes_export_as_the_model_they_dequantize_to(exported, scheme):
-    """`dvc exp run -S 'quantize.q8={scheme: published_b}'` still exports: the float64 graph of what
+    """An experiment with q8 on a published scheme still exports: the float64 graph of what
     our predictor computes for that scheme. Their codes have no QDQ form of ours."""
     published = {"published_a": params.PublishedA, "published_b": params.PublishedB}[scheme](scheme=scheme)
     tensors = quantize_model(exported.float_model, exported.X_test, 8, published)

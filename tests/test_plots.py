@@ -1,5 +1,6 @@
 """The plots a person reads: DVC renders every one of them with data for each model, in `dvc plots
-show` and `dvc plots diff`, and scripts/render_plots.py draws each as SVG without a browser."""
+show` and `dvc plots diff`; the templates tell models and revisions apart; scripts/render_plots.py
+draws each as SVG without a browser, and the committed ones without a meaningless legend."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from conftest import REPO, run
 
 DVC = [sys.executable, "-m", "dvc"]
 RENDER = "scripts/render_plots.py"
-PLOTS = ["deviation_from_float", "weight_error", "sweep_r2_drop", "sweep_rms_deviation", "actual_vs_predicted", "residuals"]
+# What `dvc plots show` lists, in its order: dvc.yaml's top-level plots, then the stage plots.
+PLOTS = ["deviation_from_float", "weight_error", "sweep_rms_deviation", "actual_vs_predicted", "residuals", "plots/sweep.csv"]
+DETAILS = ["metrics/evaluate.json", "metrics/sweep.json"]  # stage plots for the run-cache: nothing drawn
+SVGS = [Path(name).stem for name in PLOTS]  # render_plots.py names a stage plot's SVG by its file
 TEST_ROWS = len((REPO / "plots" / "float.csv").read_text().splitlines()) - 1  # the committed test split
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -34,14 +38,32 @@ def points_by_source(spec: dict) -> dict[str, int]:
     return counts
 
 
+def specs(rendered: dict) -> dict[str, dict]:
+    """plot name -> the Vega-Lite spec DVC filled, from `dvc plots show/diff --json`; the detail
+    files, which DVC lists with nothing drawn, left out (after checking that they are so)."""
+    assert "errors" not in rendered, rendered.get("errors")
+    assert [name for name, entries in rendered["data"].items() if not entries] == DETAILS
+    return {name: entries[0]["content"] for name, entries in rendered["data"].items() if entries}
+
+
 @pytest.fixture(scope="module")
 def shown(built_repo) -> dict[str, dict]:
     """plot name -> the Vega-Lite spec `dvc plots show --json` fills, in a reproduced repo."""
-    rendered = json.loads(run([*DVC, "plots", "show", "--json"], cwd=built_repo).stdout)
-    assert "errors" not in rendered, rendered.get("errors")
-    return {name: entries[0]["content"] for name, entries in rendered["data"].items()}
+    return specs(json.loads(run([*DVC, "plots", "show", "--json"], cwd=built_repo).stdout))
 
 
+@pytest.fixture(scope="module")
+def diffed(built_repo, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    """A copy of the built repo where q8 lost its scale search (`dvc repro`), and the specs of
+    `dvc plots diff HEAD`: every plot with two revisions."""
+    repo = Path(shutil.copytree(built_repo, tmp_path_factory.mktemp("diffed") / "repo", symlinks=True))
+    text = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(text.replace("    scale_search: mse", "    scale_search: none", 1))
+    run([*DVC, "repro"], cwd=repo)
+    return repo, specs(json.loads(run([*DVC, "plots", "diff", "HEAD", "--json"], cwd=repo).stdout))
+
+
+@pytest.mark.slow
 def test_every_plot_is_shown_with_data_for_each_model(shown):
     assert list(shown) == PLOTS
     assert points_by_source(shown["deviation_from_float"]) == {"q8.csv": TEST_ROWS, "q16.csv": TEST_ROWS}
@@ -49,10 +71,11 @@ def test_every_plot_is_shown_with_data_for_each_model(shown):
     for name in ("actual_vs_predicted", "residuals"):
         assert points_by_source(shown[name]) == {"float.csv": TEST_ROWS, "q8.csv": TEST_ROWS, "q16.csv": TEST_ROWS}
     sweep = yaml.safe_load((REPO / "params.yaml").read_text())["sweep"]
-    for name in ("sweep_r2_drop", "sweep_rms_deviation"):
+    for name in ("plots/sweep.csv", "sweep_rms_deviation"):
         assert points_by_source(shown[name]) == dict.fromkeys(sweep["schemes"], sweep["max_bits"] - sweep["min_bits"] + 1)
 
 
+@pytest.mark.slow
 def test_plots_draw_deviations_log_axes_and_y_equals_x(shown):
     """Deviations are quantized - float; the sweep has log axes and marks 8 and 16 bits; actual vs
     predicted has a y = x line: from the templates in .dvc/plots, filled by DVC."""
@@ -62,15 +85,59 @@ def test_plots_draw_deviations_log_axes_and_y_equals_x(shown):
         )
     for point in shown["weight_error"]["data"]["values"]:
         assert float(point["error"]) == pytest.approx(float(point["dequantized"]) - float(point["float"]), abs=1e-12)
-    for name in ("sweep_r2_drop", "sweep_rms_deviation"):
+    for name in ("plots/sweep.csv", "sweep_rms_deviation"):
         data_layer, rules, labels = shown[name]["layer"]
         assert data_layer["encoding"]["y"]["scale"]["type"] == "log"
         assert data_layer["encoding"]["color"]["field"] == "scheme"
         assert [mark["bits"] for mark in rules["data"]["values"]] == [paths.MODEL_BITS[name] for name in paths.WEIGHT_ONLY_MODELS]
         assert labels["encoding"]["text"]["field"] == "label"
+    assert shown["plots/sweep.csv"]["layer"][0]["encoding"]["y"]["field"] == "y"  # from abs_r2_drop, the stage plot's y
+    assert {point["abs_r2_drop"] for point in shown["plots/sweep.csv"]["data"]["values"]}
     diagonal = shown["actual_vs_predicted"]["layer"][1]
     assert diagonal["encoding"]["x"]["field"] == diagonal["encoding"]["y"]["field"]
     assert diagonal["encoding"]["x2"]["field"] == diagonal["encoding"]["y2"]["field"]
+
+
+@pytest.mark.slow
+def test_residuals_put_each_model_and_each_revision_in_its_own_panel_with_units(shown, diffed):
+    """The three models' residuals are one blob on one axis, and in a diff one revision would hide
+    the other: a column per model, a row per revision; the axes say $100k."""
+    _, diff = diffed
+    for spec, revisions in ((shown["residuals"], {"workspace"}), (diff["residuals"], {"HEAD", "workspace"})):
+        assert spec["facet"]["column"]["field"] == "model" and spec["facet"]["row"]["field"] == "rev"
+        models = {Path(point["filename"]).stem for point in spec["data"]["values"]}
+        assert models == {"float", *paths.WEIGHT_ONLY_MODELS}
+        assert {point["rev"] for point in spec["data"]["values"]} == revisions
+        encoding = spec["spec"]["layer"][0]["encoding"]
+        assert "($100k)" in encoding["x"]["title"] and "($100k)" in encoding["y"]["title"]
+
+
+def revision_legends(spec: dict) -> list[dict]:
+    """The legends of the revision in ``spec`` compiled to Vega (what vl-convert and a browser draw)."""
+    import vl_convert
+
+    def legends(node: dict) -> list[dict]:
+        return node.get("legends", []) + [legend for mark in node.get("marks", []) for legend in legends(mark)]
+
+    return [legend for legend in legends(vl_convert.vegalite_to_vega(spec)) if legend.get("title") == "revision"]
+
+
+@pytest.mark.slow
+def test_in_a_diff_every_revision_legend_draws_its_mark(diffed):
+    """A legend of line styles must stroke its samples (Vega-Lite paints them transparent when the
+    line carries points); a legend of shapes or shades must fill them."""
+    _, diff = diffed
+    for name in PLOTS:
+        if name == "residuals":  # the revision is a row of panels, labelled
+            continue
+        (legend,) = revision_legends(diff[name])
+        symbols = ((legend.get("encode") or {}).get("symbols") or {}).get("update", {})
+        stroke = symbols.get("stroke", {}).get("value", legend.get("symbolStrokeColor"))
+        fill = symbols.get("fill", {}).get("value")
+        if "strokeDash" in legend:
+            assert stroke not in (None, "transparent"), (name, legend)
+        else:
+            assert fill not in (None, "transparent") or stroke not in (None, "transparent"), (name, legend)
 
 
 def svg_marks(path: Path) -> int:
@@ -80,33 +147,40 @@ def svg_marks(path: Path) -> int:
     return sum(len(root.findall(f".//{SVG}{tag}")) for tag in ("path", "line", "rect"))
 
 
+@pytest.mark.slow
 def test_render_script_writes_an_svg_for_every_plot(built_repo, tmp_path):
     result = run([sys.executable, RENDER, "--out", str(tmp_path)], cwd=built_repo)
-    assert [Path(line).name for line in result.stdout.splitlines()] == [f"{name}.svg" for name in PLOTS]
-    for name in PLOTS:
+    assert [Path(line).name for line in result.stdout.splitlines()] == [f"{name}.svg" for name in SVGS]
+    for name in SVGS:
         path = tmp_path / f"{name}.svg"
         assert path.stat().st_size > 5_000, name
         assert svg_marks(path) > 20, name
     assert svg_marks(tmp_path / "deviation_from_float.svg") > 2 * TEST_ROWS  # every point drawn
-    assert "q16" in (tmp_path / "sweep_r2_drop.svg").read_text()  # the marked widths are labelled
+    assert "q16" in (tmp_path / "sweep.svg").read_text()  # the marked widths are labelled
 
 
-def test_render_script_draws_plots_diff(built_repo, tmp_path):
-    """After a q8 change, `--diff HEAD` draws both revisions of each plot."""
-    repo = Path(shutil.copytree(built_repo, tmp_path / "repo", symlinks=True))
-    text = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(text.replace("    scale_search: mse", "    scale_search: none", 1))
-    run([*DVC, "repro"], cwd=repo)
-    diff = json.loads(run([*DVC, "plots", "diff", "HEAD", "--json"], cwd=repo).stdout)["data"]
+@pytest.mark.slow
+def test_render_script_draws_plots_diff(diffed, tmp_path):
+    """After a q8 change, `--diff HEAD` draws both revisions of each plot, and says which is which."""
+    repo, diff = diffed
     for name in ("deviation_from_float", "weight_error"):
-        revs = {point["rev"] for point in diff[name][0]["content"]["data"]["values"]}
-        assert revs == {"HEAD", "workspace"}, name
+        assert {point["rev"] for point in diff[name]["data"]["values"]} == {"HEAD", "workspace"}, name
     out = tmp_path / "svg"
-    run([sys.executable, RENDER, "--diff", "HEAD", "--out", str(out), "--only", "weight_error", "sweep_r2_drop"], cwd=repo)
-    assert sorted(path.name for path in out.iterdir()) == ["sweep_r2_drop.svg", "weight_error.svg"]
-    assert all(svg_marks(path) > 20 for path in out.iterdir())
+    run([sys.executable, RENDER, "--diff", "HEAD", "--out", str(out), "--only", "weight_error", "plots/sweep.csv"], cwd=repo)
+    assert sorted(path.name for path in out.iterdir()) == ["sweep.svg", "weight_error.svg"]
+    for path in out.iterdir():
+        assert svg_marks(path) > 20, path.name
+        assert ">revision<" in path.read_text() and ">HEAD<" in path.read_text(), path.name
 
 
+def test_the_committed_svgs_carry_no_revision_legend():
+    """docs/plots/ shows one revision: a legend saying "revision: workspace" would tell nothing."""
+    for path in sorted((REPO / "docs" / "plots").glob("*.svg")):
+        text = path.read_text()
+        assert ">revision<" not in text and ">workspace<" not in text, path.name
+
+
+@pytest.mark.slow
 def test_render_script_names_a_bad_plot(built_repo, tmp_path):
     result = run([sys.executable, RENDER, "--out", str(tmp_path), "--only", "nosuch"], cwd=built_repo, check=False)
     assert result.returncode == 2
@@ -115,19 +189,20 @@ def test_render_script_names_a_bad_plot(built_repo, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_readme_shows_the_rendered_plots_from_git():
-    """README's images are the render script's README set, committed under docs/plots/."""
-    readme = (REPO / "README.md").read_text()
-    shown = re.findall(r"!\[[^\]]*\]\((docs/plots/[^)]+\.svg)\)", readme)
+def test_the_pipeline_page_shows_the_rendered_plots_from_git():
+    """docs/pipeline.md's images are the render script's --readme set, committed under docs/plots/."""
+    page = (REPO / "docs" / "pipeline.md").read_text()
+    shown = [f"docs/{path}" for path in re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.svg)\)", page)]
     script = (REPO / RENDER).read_text()
     readme_plots = re.search(r"README_PLOTS = \(([^)]*)\)", script).group(1)
-    assert shown == [f"docs/plots/{name}.svg" for name in re.findall(r'"([a-z0-9_]+)"', readme_plots)]
+    assert shown == [f"docs/plots/{Path(name).stem}.svg" for name in re.findall(r'"([a-z0-9_./]+)"', readme_plots)]
     tracked = run(["git", "ls-files", "docs/plots"], cwd=REPO).stdout.split()
     assert sorted(shown) == sorted(tracked)
     for path in shown:
         assert svg_marks(REPO / path) > 20, path
 
 
+@pytest.mark.slow
 def test_weights_plot_data_is_the_weights_table(built_repo):
     table = json.loads((built_repo / paths.WEIGHTS_TABLE).read_text())
     for name in paths.WEIGHT_ONLY_MODELS:

@@ -1,5 +1,6 @@
-"""The DVC remote on a real S3 endpoint: moto's S3 server on 127.0.0.1, set up as README says
-("Share the artifacts"), with IAM authentication on, so a wrong key is refused as by AWS.
+"""The DVC remote on a real S3 endpoint: moto's S3 server on 127.0.0.1, set up as docs/remote.md
+says, with IAM authentication on, so a wrong key is refused as by AWS; the run-cache it carries and
+the model registry (`dvc artifacts get`) it serves.
 
 One pipeline build (the `built_repo` fixture) is pushed once; each test then works in its own
 `git clone` of a bare origin, the way a teammate or a CI runner starts: no artifact, only git.
@@ -25,6 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from conftest import REPO, run
 
+pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
 BUCKET = "housing-mlops"
 REMOTE_URL = f"s3://{BUCKET}/dvc"
@@ -39,9 +41,12 @@ def cached_outputs(stage: dict) -> list[str]:
 
 
 DVC_STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-# The stages with something to pull (sweep's outputs are all in git), and what the remote holds.
+# The stages with something to pull (sweep's and report's outputs are all in git), and what the
+# remote holds of dvc.lock's outputs besides the runs.
 STAGES = [name for name, stage in DVC_STAGES.items() if cached_outputs(stage)]
-ARTIFACTS = [path for stage in DVC_STAGES.values() for path in cached_outputs(stage)]
+CACHED = [path for stage in DVC_STAGES.values() for path in cached_outputs(stage)]
+REGISTRY = yaml.safe_load((REPO / "dvc.yaml").read_text())["artifacts"]
+VERSION = "v0.1.0"  # the version the builder registers each model at (a GTO tag, docs/remote.md)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def s3(tmp_path_factory) -> S3:
 
 
 def dvc_env(s3: S3, secret: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a user whose credentials are in env vars (README), and nothing else of AWS:
+    """The environment of a user whose credentials are in env vars (docs/remote.md), and nothing else of AWS:
     no profile or config file of this machine, no instance metadata lookup (169.254.169.254)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env |= {
@@ -113,7 +118,7 @@ def dvc_env(s3: S3, secret: str | None = None, **extra: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": str(s3.empty_file),
         "AWS_SHARED_CREDENTIALS_FILE": str(s3.empty_file),
         "AWS_EC2_METADATA_DISABLED": "true",
-        # README: what S3-compatible stores may need (DVC issue 10695); moto accepts either way.
+        # docs/remote.md: what S3-compatible stores may need (DVC issue 10695); moto accepts either way.
         "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
         "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
         "GIT_AUTHOR_NAME": "tests",
@@ -145,18 +150,11 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 
 def cached_md5s(lock_path: Path) -> set[str]:
-    """The md5 of every DVC-cached output dvc.lock names (the files a push must send)."""
+    """The md5 of every DVC-cached output dvc.lock names (the files `dvc push` alone sends)."""
     lock = yaml.safe_load(lock_path.read_text())
     stages = yaml.safe_load((lock_path.parent / "dvc.yaml").read_text())["stages"]
-    uncached = {
-        path
-        for stage in stages.values()
-        for out in stage["outs"]
-        if isinstance(out, dict)
-        for path, options in out.items()
-        if options.get("cache") is False
-    }
-    return {out["md5"] for stage in lock["stages"].values() for out in stage["outs"] if out["path"] not in uncached}
+    cached = {path for stage in stages.values() for path in cached_outputs(stage)}
+    return {out["md5"] for stage in lock["stages"].values() for out in stage["outs"] if out["path"] in cached}
 
 
 def bucket_keys(s3: S3) -> list[str]:
@@ -173,16 +171,19 @@ def bucket_keys(s3: S3) -> list[str]:
 
 @pytest.fixture(scope="module")
 def origin(built_repo: Path, s3: S3, tmp_path_factory) -> Path:
-    """The team's git remote after one person built, set the remote up as README says, committed
-    .dvc/config and ran `dvc push --run-cache`. Works on a copy: built_repo stays as it is."""
+    """The team's git remote after one person built, set the remote up as docs/remote.md says,
+    committed .dvc/config, registered each model's version and ran `dvc push --run-cache`. Works on
+    a copy: built_repo stays as it is."""
     root = tmp_path_factory.mktemp("remote")
     builder = root / "builder"
     shutil.copytree(built_repo, builder, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
     env = dvc_env(s3)
     remote_sh([REMOTE_URL, "--endpoint", s3.endpoint, "--region", REGION], builder, env)
     run(["git", "commit", "-qm", "DVC remote", ".dvc/config"], cwd=builder, env=env)
+    for name in REGISTRY:
+        run([str(Path(sys.executable).parent / "gto"), "register", name, "--version", VERSION], cwd=builder, env=env)
     pushed = dvc(["push", "--run-cache"], builder, env)
-    assert f"{len(ARTIFACTS)} files pushed" in pushed.stdout, pushed.stdout
+    assert "files pushed" in pushed.stdout, pushed.stdout
     bare = root / "origin.git"
     run(["git", "clone", "-q", "--bare", str(builder), str(bare)], cwd=root)
     return bare
@@ -193,7 +194,7 @@ def clone(origin: Path, destination: Path) -> Path:
     return destination
 
 
-def test_remote_sh_writes_the_remote_readme_describes(origin, s3):
+def test_remote_sh_writes_the_remote_the_docs_describe(origin, s3):
     config = run(["git", "show", "HEAD:.dvc/config"], cwd=origin).stdout
     assert "remote = storage" in config
     assert f"url = {REMOTE_URL}" in config
@@ -224,7 +225,7 @@ def test_remote_sh_refuses_bad_arguments_in_one_line(args, message, origin, tmp_
 
 
 def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
-    """README: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
+    """docs/remote.md: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
     relative PATH is taken from where the script runs."""
     env = dvc_env(s3)
     first = clone(origin, tmp_path / "first")
@@ -232,29 +233,37 @@ def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], first, env)
     assert f"url = {tmp_path / 'dvc-storage'}" in (first / ".dvc" / "config.local").read_text()
     dvc(["push"], first, env)
-    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(ARTIFACTS)
+    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(CACHED)
     second = clone(origin, tmp_path / "second")
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], second, env)
     dvc(["pull"], second, dvc_env(s3, secret="wrong"))  # S3 is not involved any more
-    for name in ARTIFACTS:
+    for name in CACHED:
         assert (second / name).read_bytes() == (built_repo / name).read_bytes(), name
     assert dvc(["status"], second, env).stdout.strip() == "Data and pipelines are up to date."
 
 
-def test_push_sends_every_cached_output_dvc_lock_names(origin, built_repo, s3):
-    expected = cached_md5s(built_repo / "dvc.lock")
-    assert len(expected) == len(ARTIFACTS)
-    # DVC 3's layout: files/md5/<first 2 hex>/<other 30>. No `runs/` entry: DVC keeps no run-cache
-    # for stages with persist: true outputs (README, "What a team gets"). Should that change, this
-    # fails, and README's paragraph on the run-cache needs rewriting.
-    assert sorted(bucket_keys(s3)) == sorted(f"dvc/files/md5/{md5[:2]}/{md5[2:]}" for md5 in expected)
+def test_push_sends_every_cached_output_and_the_run_of_every_stage_that_ran(origin, built_repo, s3):
+    """`dvc push --run-cache`: every DVC-cached output dvc.lock names, and a run for each stage the
+    build ran (a fresh clone's repro skips sweep and report: their outputs are in git). DVC sends no
+    copy of a run's git-kept outputs: a clone restores such a run only with them in its own cache."""
+    keys = bucket_keys(s3)
+    # DVC 3's layout: files/md5/<first 2 hex>/<other 30> for files, runs/<2 hex>/<stage key>/<run> for runs.
+    files = {key.removeprefix("dvc/files/md5/").replace("/", "") for key in keys if key.startswith("dvc/files/md5/")}
+    assert files == cached_md5s(built_repo / "dvc.lock") and len(files) == len(CACHED)
+    runs = {key.split("/")[3] for key in keys if key.startswith("dvc/runs/")}
+    ran = [
+        line.split("'")[1]
+        for line in (built_repo.parent / "repro-output.txt").read_text().splitlines()
+        if line.startswith("Running stage '")
+    ]
+    assert len(runs) == len(ran) == len(DVC_STAGES) - 2
 
 
 def test_a_fresh_clone_pulls_and_runs_the_selfcheck_with_no_stage_run(origin, built_repo, s3, tmp_path):
     repo = clone(origin, tmp_path / "clone")
     env = dvc_env(s3)
     dvc(["pull"], repo, env)
-    for name in ARTIFACTS:
+    for name in CACHED:
         assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
     assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
     repro = dvc(["repro"], repo, env)
@@ -262,6 +271,40 @@ def test_a_fresh_clone_pulls_and_runs_the_selfcheck_with_no_stage_run(origin, bu
     selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
     assert "selfcheck passed" in selfcheck.stdout
     assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+
+def test_a_fresh_clone_comes_back_to_committed_params_running_nothing(origin, s3, tmp_path):
+    """docs/remote.md's journey: clone, `dvc pull --run-cache`, `dvc repro` runs nothing; `dvc
+    commit --force` records the commit's runs here; an experiment; back to the commit's params,
+    `dvc repro` restores every stage from the run-cache, report included, runs none, git clean."""
+    repo = clone(origin, tmp_path / "clone")
+    env = dvc_env(s3)
+    dvc(["pull", "--run-cache"], repo, env)
+    first = dvc(["repro"], repo, env)
+    assert "Running stage" not in first.stdout and "Data and pipelines are up to date." in first.stdout, first.stdout
+    dvc(["commit", "--force"], repo, env)
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""  # it recorded runs, changed nothing
+    ran = dvc(["exp", "run", "-S", "load_data.random_state=7"], repo, env).stdout
+    assert all(f"Running stage '{stage}'" in ran for stage in DVC_STAGES), ran
+    run(["git", "checkout", "--", "params.yaml"], cwd=repo)
+    back = dvc(["repro"], repo, env).stdout
+    assert "Running stage" not in back, back
+    for stage in DVC_STAGES:
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back, back
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+
+def test_the_registry_gets_each_shipped_model_from_a_clone_url(origin, built_repo, s3, tmp_path):
+    """`dvc artifacts get URL NAME`, the latest version or `--rev`: the file, from the DVC remote the
+    tagged commit names."""
+    env = dvc_env(s3)
+    for name, artifact in REGISTRY.items():
+        latest, pinned = tmp_path / f"{name}.latest", tmp_path / f"{name}.pinned"
+        dvc(["artifacts", "get", str(origin), name, "-o", str(latest)], tmp_path, env)
+        dvc(["artifacts", "get", str(origin), name, "--rev", VERSION, "-o", str(pinned)], tmp_path, env)
+        assert latest.read_bytes() == pinned.read_bytes() == (built_repo / artifact["path"]).read_bytes(), name
+    unknown = dvc(["artifacts", "get", str(origin), "housing-q4", "-o", str(tmp_path / "q4")], tmp_path, env, check=False)
+    assert unknown.returncode != 0 and not (tmp_path / "q4").exists()
 
 
 def test_repro_pull_on_a_fresh_clone_restores_every_stage_and_runs_none(origin, s3, tmp_path):
@@ -283,7 +326,7 @@ def test_repro_pull_runs_only_the_stages_a_change_touches(origin, s3, tmp_path):
     (repo / "params.yaml").write_text(params.replace("    scale_search: mse", "    scale_search: none", 1))
     repro = dvc(["repro", "--pull"], repo, dvc_env(s3))
     ran = [stage for stage in DVC_STAGES if f"Running stage '{stage}'" in repro.stdout]
-    assert ran == ["quantize-8", "export-onnx", "evaluate"], repro.stdout
+    assert ran == ["validate", "quantize-8", "export-onnx", "evaluate", "report"], repro.stdout
     for stage in ["load-data", "train", "quantize-16"]:
         assert f"Pulling data for stage: '{stage}'" in repro.stdout, repro.stdout
 
@@ -358,7 +401,7 @@ def test_a_broken_remote_gives_dvcs_error_and_loses_nothing(failure, failing_rep
         assert "ERROR" in result.stderr and words in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
         assert snapshot(repo) == before, f"{failure}: dvc {command[0]} changed local files"
-    assert all((full / name).exists() for name in ARTIFACTS)
+    assert all((full / name).exists() for name in CACHED)
     assert not (partial / "models/q8.safetensors").exists()  # nothing half-written
 
 
@@ -389,8 +432,10 @@ def test_ci_remote_repro_restores_from_the_remote_the_variables_name(project, s3
     assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
     assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""  # the remote is in config.local
     assert f"endpointurl = {s3.endpoint}" in (repo / ".dvc" / "config.local").read_text()
+    before = sorted(bucket_keys(s3))
     pushed = run(["bash", "scripts/ci_remote.sh", "push"], cwd=repo, env=env, timeout=TIMEOUT)
-    assert "Everything is up to date." in pushed.stdout
+    # The restores recorded the same runs the builder pushed: DVC sends them again, nothing is new.
+    assert "files pushed" in pushed.stdout and sorted(bucket_keys(s3)) == before, pushed.stdout
     assert s3.secret_access_key not in repro.stdout + repro.stderr + pushed.stdout + pushed.stderr
 
 
