@@ -8,6 +8,7 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 
 DATA_DIR = Path("data")
+PARAMS_STAMP = DATA_DIR / "params.valid"  # stage validate's: params.yaml passed
 TRAIN_CSV = DATA_DIR / "train.csv"
 TEST_CSV = DATA_DIR / "test.csv"
 
@@ -18,6 +19,7 @@ SELFCHECK_CSV = MODELS_DIR / "selfcheck.csv"
 METRICS_DIR = Path("metrics")
 TRAIN_METRICS = METRICS_DIR / "train.json"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+SUMMARY_METRICS = METRICS_DIR / "summary.json"  # what `dvc metrics show` lists, with train.json
 WEIGHTS_TABLE = METRICS_DIR / "weights.json"
 SWEEP_METRICS = METRICS_DIR / "sweep.json"
 

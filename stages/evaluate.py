@@ -21,8 +21,6 @@ from housing_predictor.quantization import dequantize_model, payload_bytes, refe
 from stages import params
 from stages.dataset import read_split, write_csv
 
-# The pipeline's own file (housing_predictor/paths.py holds what the predictor reads too).
-SUMMARY_METRICS = paths.METRICS_DIR / "summary.json"
 # metrics/summary.json, what `dvc metrics show` lists beside metrics/train.json (in 160 columns):
 # the float model's test R², and how far each quantized model moves predictions from it.
 SUMMARY_KEYS = {"float": ("r2",), "quantized": ("rms_deviation_usd",)}
@@ -161,7 +159,7 @@ def main() -> None:
     q8int = paths.INTEGER_MODEL
     evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, predictions["float"], predictions[q8int]))
     write_json(paths.EVALUATE_METRICS, evaluation)
-    write_json(SUMMARY_METRICS, summary(evaluation))
+    write_json(paths.SUMMARY_METRICS, summary(evaluation))
     rows = selfcheck_rows(predictions, evaluate.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])

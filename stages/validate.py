@@ -22,7 +22,6 @@ from stages import params
 from stages.evaluate import check_selfcheck_rows
 from stages.load_data import test_rows
 
-STAMP = paths.DATA_DIR / "params.valid"
 STAMP_TEXT = b"params.yaml passed stage validate (python -m stages.validate)\n"
 
 
@@ -35,7 +34,7 @@ def validate(path: Path = paths.PARAMS) -> params.Params:
 
 def main() -> None:
     validate()
-    write_atomic(STAMP, STAMP_TEXT)
+    write_atomic(paths.PARAMS_STAMP, STAMP_TEXT)
 
 
 if __name__ == "__main__":

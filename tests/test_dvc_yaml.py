@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from housing_predictor import paths
-from stages import evaluate, validate
 
 from conftest import REPO
 
@@ -68,14 +67,14 @@ def test_the_outputs_are_the_files_the_code_writes():
     def written(stage: str) -> set[str]:
         return set(outputs(stage))
 
-    assert written("validate") == {str(validate.STAMP)}
+    assert written("validate") == {str(paths.PARAMS_STAMP)}
     assert written("load-data") == {str(paths.TRAIN_CSV), str(paths.TEST_CSV)}
     assert written("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
     for name in paths.WEIGHT_ONLY_MODELS:
         assert written(f"quantize-{paths.MODEL_BITS[name]}") == {str(paths.model_file(name))}
     assert written("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
     assert written("export-onnx") == {str(paths.onnx_file(name)) for name in paths.MODELS}
-    assert written("evaluate") == {str(paths.EVALUATE_METRICS), str(evaluate.SUMMARY_METRICS), str(paths.SELFCHECK_CSV)}
+    assert written("evaluate") == {str(paths.EVALUATE_METRICS), str(paths.SUMMARY_METRICS), str(paths.SELFCHECK_CSV)}
     assert written("sweep") == {str(paths.SWEEP_METRICS), str(paths.SWEEP_PLOT)}
     assert written("report") == {
         str(paths.REPORT),
@@ -90,7 +89,7 @@ def test_validate_runs_on_all_of_params_yaml_before_every_stage_that_reads_it():
     readers = [name for name, stage in DVC_YAML["stages"].items() if stage.get("params")]
     assert readers  # the rule below holds for something
     for name in readers:
-        assert str(validate.STAMP) in DVC_YAML["stages"][name]["deps"], f"{name} reads params.yaml but runs before validate"
+        assert str(paths.PARAMS_STAMP) in DVC_YAML["stages"][name]["deps"], f"{name} reads params.yaml but runs before validate"
 
 
 def test_every_stage_but_report_keeps_its_run_cache():

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from housing_predictor import paths
-from stages import evaluate, validate
+from stages import evaluate
 
 from conftest import REPO, run
 
@@ -82,7 +82,7 @@ def test_repro_on_a_fresh_clone_runs_all_stages_and_matches_the_committed_lock(b
     assert list(metrics["q8int"]) == [*list(metrics["q8"]), "saturated_rows", "rms_deviation_unsaturated_usd"]
     for name in paths.MODELS:
         assert metrics[name]["file_bytes"] == (built_repo / paths.model_file(name)).stat().st_size
-    assert json.loads((built_repo / evaluate.SUMMARY_METRICS).read_text()) == evaluate.summary(metrics)
+    assert json.loads((built_repo / paths.SUMMARY_METRICS).read_text()) == evaluate.summary(metrics)
     train = json.loads((built_repo / paths.TRAIN_METRICS).read_text())
     train_rows = len((built_repo / paths.TRAIN_CSV).read_text().splitlines()) - 1
     assert list(train) == ["train"] and train["train"]["rows"] == train_rows  # nested: never taken for a test score
@@ -119,7 +119,7 @@ def test_metrics_show_fits_160_columns_with_the_details_a_target_away(built_repo
     width = max(map(len, shown.splitlines()))
     assert width <= 160, shown
     listed = json.loads(run([*DVC, "metrics", "show", "--json"], cwd=built_repo).stdout)[""]["data"]
-    assert set(listed) == {str(evaluate.SUMMARY_METRICS), str(paths.TRAIN_METRICS)}
+    assert set(listed) == {str(paths.SUMMARY_METRICS), str(paths.TRAIN_METRICS)}
     targets = [str(paths.EVALUATE_METRICS), str(paths.SWEEP_METRICS)]
     details = json.loads(run([*DVC, "metrics", "show", "--json", *targets], cwd=built_repo).stdout)[""]["data"]
     for target in targets:
@@ -146,8 +146,8 @@ def test_metrics_and_params_diff_across_branches(work_repo):
     run(["git", "commit", "-qam", "q8: published scheme B"], cwd=work_repo)
 
     summary = json.loads(run([*DVC, "metrics", "diff", "main", "--json"], cwd=work_repo).stdout)
-    assert list(summary) == [str(evaluate.SUMMARY_METRICS)]  # train.json: unchanged, not listed
-    assert list(summary[str(evaluate.SUMMARY_METRICS)]) == ["q8.rms_deviation_usd"]
+    assert list(summary) == [str(paths.SUMMARY_METRICS)]  # train.json: unchanged, not listed
+    assert list(summary[str(paths.SUMMARY_METRICS)]) == ["q8.rms_deviation_usd"]
     details = json.loads(
         run([*DVC, "metrics", "diff", "main", "--json", "--targets", str(paths.EVALUATE_METRICS)], cwd=work_repo).stdout
     )
@@ -210,7 +210,7 @@ def test_misspelt_key_in_any_section_stops_dvc_repro_before_any_output_is_touche
     a constant line, restored from the run-cache by the next repro."""
     original = (work_repo / "params.yaml").read_text()
     built = built_files(work_repo)
-    del built[str(validate.STAMP)]
+    del built[str(paths.PARAMS_STAMP)]
     set_param(work_repo, f"{section}.misspelt_key" if section else "misspelt_key", 1)
     result = run([*DVC, "repro"], cwd=work_repo, check=False)
     assert result.returncode != 0
