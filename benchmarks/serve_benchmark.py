@@ -1,4 +1,4 @@
-"""Figures for `serve` (issue 20): ours against MLServer and the floors, in one run; and the server
+"""Figures for `serve`: ours against MLServer and the floors, in one run; and the server
 choice (uvicorn with the guard against granian and hypercorn) with --compare-servers.
 
     python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver]
@@ -21,13 +21,13 @@ Servers (the default run):
     bare ASGI app that reads the body and then: replies a constant (what HTTP alone costs), or
     parses the body with Python's json module and echoes it with json.dumps (what the body costs
     with the standard library).
-Targets printed (issue 20, item 6): 1,000 rows >= 1.5x MLServer's best; one row >= 5x MLServer's
+Targets printed: 1,000 rows >= 1.5x MLServer's best; one row >= 5x MLServer's
 best and >= 0.7x the constant-reply floor; RSS <= 100 MB.
 
---compare-servers (item 4) serves our app under uvicorn with the guard (ours), granian and
+--compare-servers serves our app under uvicorn with the guard (ours), granian and
 hypercorn (each with its own defences set: granian's header read timeout and backpressure,
 hypercorn's read timeout), from build/server-choice-venv, and measures for each: the hostile
-connections of items 1-3 (good requests answered within a second with 256 idle and 300 slowloris
+connections (good requests answered within a second with 256 idle and 300 slowloris
 sockets open; a 16 MiB header; a body that never completes) and the throughput and memory.
 """
 
@@ -338,7 +338,7 @@ def main_benchmark(args) -> None:
     def rps(body_name: str, name: str) -> float:
         return summary(results[(body_name, name)], "rps")[0]
 
-    print("\nTargets (issue 20, item 6), medians:")
+    print("\nTargets, medians:")
     mlservers = [name for name in servers if name.startswith("mlserver")]
     for body_name, target in (("1,000 rows", 1.5), ("1 row", 5.0)):
         if mlservers:

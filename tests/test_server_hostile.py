@@ -1,9 +1,9 @@
-"""Hostile connections against `serve` with its defaults as shipped (issue 20), on 127.0.0.1.
+"""Hostile connections against `serve` with its defaults as shipped, on 127.0.0.1.
 
 Real sockets, as an attacker would open them: idle and slowloris connections beyond the connection
 limit, a header flood, bodies that never complete, deep nesting, a lone surrogate, a 40,000-name CSV
 header, clients that hang up mid-body; and a bounded mixed burst at concurrency 32 with 100 slow
-clients open. Each asserts what a good client gets (its answer, within a second where the issue
+clients open. Each asserts what a good client gets (its answer, within a second where the target
 says so), what the attacker gets (its 4xx, or a closed connection within the timeout), that no
 request gets a 5xx, that the log holds no traceback, and that memory stays bounded.
 """
@@ -270,7 +270,7 @@ def test_a_maximum_size_body_costs_at_most_4x_its_size(server, test_split, form)
     """A V2 request and a CSV request of nearly 8 MiB (the default body limit), each the first of
     its size: peak memory grows by at most 4x the body (the V2 data read by simdjson straight into
     numpy, the CSV by numpy's reader in blocks). Measured: V2 4.0x (the body, simdjson's padded copy
-    of it and its tape of 16 bytes a number), CSV 2.2x; the bound is the issue's "~4x"."""
+    of it and its tape of 16 bytes a number), CSV 2.2x; the bound is the target's "~4x"."""
     limit = server_settings.DEFAULT_MAX_BODY_BYTES
     encode = (lambda X: json.dumps(v2_request(X))) if form == "V2" else features_csv
     per_row = len(encode(test_split[:1000])) / 1000
