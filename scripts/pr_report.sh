@@ -44,5 +44,7 @@ printf 'Committed values of `%s` (%s, the base) against this change (%s): only w
   "$label" "$(git rev-parse --short "$base")" "$(git rev-parse --short "$head")"
 printf 'Change = this change − base. The pipeline job checks that `dvc repro` reproduces these numbers.\n\n'
 section "Params (params.yaml)" "param" dvc params diff "$base" "$head" --md
-section "Metrics (dvc.yaml metrics)" "metric" dvc metrics diff "$base" "$head" --md --precision 17
+# Every figure that changed, in every file of metrics/ (metrics/evaluate.json and sweep.json are
+# plots to DVC, for the run-cache: see dvc.yaml), not only the summary `dvc metrics show` lists.
+section "Metrics" "metric" dvc metrics diff "$base" "$head" --targets metrics --md --precision 17
 exit "$status"
