@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from housing_predictor import paths
 from housing_predictor.errors import PipelineError
 from stages import evaluate, load_data, params, validate
 
@@ -60,10 +61,10 @@ def test_the_stage_writes_its_stamp_only_when_params_are_valid(tmp_path):
     refused = run([sys.executable, "-m", "stages.validate"], cwd=tmp_path, check=False, env=env)
     assert refused.returncode == 2
     assert refused.stderr == "error: params.yaml: train: unknown key 'standardise' (allowed keys: standardize)\n"
-    assert not (tmp_path / validate.STAMP).exists()
+    assert not (tmp_path / paths.PARAMS_STAMP).exists()
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     run([sys.executable, "-m", "stages.validate"], cwd=tmp_path, env=env)
-    assert (tmp_path / validate.STAMP).read_bytes() == validate.STAMP_TEXT
+    assert (tmp_path / paths.PARAMS_STAMP).read_bytes() == validate.STAMP_TEXT
 
 
 def renamed(folder: Path, old: str, new: str) -> Path:
