@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from housing_predictor import linear
-from housing_predictor.paths import ALL_MODEL_NAMES
+from housing_predictor.paths import MODELS
 
 from conftest import REPO, run
 
@@ -104,7 +104,7 @@ def image(engine, request, figure) -> Image:
         result = docker("image", "inspect", "--format", "{{.Id}}", given, check=False)
         if result.returncode != 0:
             pytest.fail(f"TEST_IMAGE={given} is not an image of this engine: {result.stderr.strip()}")
-        needed = [*(f"models/{m}.safetensors" for m in ALL_MODEL_NAMES), "metrics/evaluate.json", "data/test.csv"]
+        needed = [*(f"models/{m}.safetensors" for m in MODELS), "metrics/evaluate.json", "data/test.csv"]
         missing = [name for name in needed if not (checkout / name).is_file()]
         if missing:
             pytest.fail(f"TEST_IMAGE is checked against this checkout's artifacts, and {missing} are missing: run `dvc repro`")
@@ -197,7 +197,7 @@ def test_it_holds_the_predictor_its_artifacts_and_only_the_runtime(image):
     assert version_and_package == "True /app/housing_predictor/__init__.py"
     assert installed == "[]"  # scikit-learn, scipy, joblib... are not even installed
     # what the Dockerfile copies through the .dockerignore allowlist: no pickle, no data, no tests
-    models = sorted([*(f"{m}.safetensors" for m in ALL_MODEL_NAMES), "selfcheck.csv"])
+    models = sorted([*(f"{m}.safetensors" for m in MODELS), "selfcheck.csv"])
     assert contents == f"{['housing_predictor', 'metrics', 'models']} {models} {['evaluate.json']}"
 
 
@@ -205,8 +205,8 @@ def test_selfcheck_is_the_default_command_and_passes_for_every_model(image):
     result = run_image(image)
     assert result.returncode == 0, result.stderr
     *per_model, verdict = result.stdout.splitlines()
-    assert sorted(line.split(":", 1)[0] for line in per_model) == sorted(ALL_MODEL_NAMES), result.stdout  # each once
-    assert verdict.startswith(f"selfcheck passed: {len(ALL_MODEL_NAMES)} models"), result.stdout
+    assert sorted(line.split(":", 1)[0] for line in per_model) == sorted(MODELS), result.stdout  # each once
+    assert verdict.startswith(f"selfcheck passed: {len(MODELS)} models"), result.stdout
 
 
 def test_version_names_the_commit_and_every_model(image):
@@ -216,7 +216,7 @@ def test_version_names_the_commit_and_every_model(image):
     assert provenance["git_commit"] == image.commit
     assert provenance["image_version"] == image.version
     assert provenance["metrics"] == json.loads((image.checkout / "metrics" / "evaluate.json").read_text())
-    assert sorted(provenance["models"]) == sorted(ALL_MODEL_NAMES)
+    assert sorted(provenance["models"]) == sorted(MODELS)
     assert all(re.fullmatch(r"[0-9a-f]{64}", m["params_sha256"]) for m in provenance["models"].values())
 
 
@@ -251,7 +251,7 @@ def shuffled_test_split(checkout: Path) -> str:
     return "\n".join([",".join(columns), *(",".join(row[c] for c in columns) for row in rows)]) + "\n"
 
 
-@pytest.mark.parametrize("model", ALL_MODEL_NAMES)
+@pytest.mark.parametrize("model", MODELS)
 def test_predict_gives_the_checkouts_predictor_bytes(image, model):
     for text in (SAMPLE.read_text(), shuffled_test_split(image.checkout)):
         result = run_image(image, "predict", "--model", model, stdin=text)
@@ -415,7 +415,7 @@ def test_serve_answers_v2_and_invocations_turns_healthy_and_stops_at_once(image,
     name, port = server
     sample = SAMPLE.read_text()
     rows = [[float(v) for v in line.split(",")] for line in sample.splitlines()[1:]]
-    for model in ALL_MODEL_NAMES:
+    for model in MODELS:
         expected = [float(v) for v in checkout_predict(image, model, sample).splitlines()[1:]]
         request = {"inputs": [{"name": "features", "shape": [len(rows), 8], "datatype": "FP64", "data": rows}]}
         status, response = request_json(port, "POST", f"/v2/models/{model}/infer", json.dumps(request))
