@@ -127,23 +127,30 @@ def test_idle_and_slowloris_sockets_do_not_starve_good_requests(server):
     assert good_request(server.port)[0] == 200
 
 
-def test_idle_and_partial_header_connections_are_closed_within_the_header_timeout(server):
-    idle, partial = connect(server.port), connect(server.port)
-    partial.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
-    start = time.monotonic()
+def responses_in_parallel(sockets: dict[str, socket.socket]) -> dict[str, tuple]:
+    """Each socket's (status, body) as read_response gives it, and when it came, read side by
+    side (each waits out the server's timeout); the sockets are closed after."""
     results = {}
     threads = [
         threading.Thread(
             target=lambda name=name, sock=sock: results.__setitem__(name, (*read_response(sock, 60), time.monotonic()))
         )
-        for name, sock in (("idle", idle), ("partial", partial))
+        for name, sock in sockets.items()
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=90)
-    for sock in (idle, partial):
+    for sock in sockets.values():
         sock.close()
+    return results
+
+
+def test_idle_and_partial_header_connections_are_closed_within_the_header_timeout(server):
+    idle, partial = connect(server.port), connect(server.port)
+    partial.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+    start = time.monotonic()
+    results = responses_in_parallel({"idle": idle, "partial": partial})
     assert results["idle"][0] is None  # closed without a word: it asked nothing
     assert results["partial"][0] == 408 and "headers did not arrive" in json.loads(results["partial"][1])["error"]
     for name in results:
@@ -158,19 +165,7 @@ def test_incomplete_bodies_get_408_within_the_body_timeout(server):
     lying.sendall(b"POST /v2/models/q8/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
     lying.sendall(b"Transfer-Encoding: chunked\r\n\r\n100\r\n" + b"[" * 10)
     start = time.monotonic()
-    results = {}
-    threads = [
-        threading.Thread(
-            target=lambda name=name, sock=sock: results.__setitem__(name, (*read_response(sock, 60), time.monotonic()))
-        )
-        for name, sock in (("short", short), ("lying", lying))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    for sock in (short, lying):
-        sock.close()
+    results = responses_in_parallel({"short": short, "lying": lying})
     for name, (status, body, when) in results.items():
         assert status == 408 and "body did not arrive" in json.loads(body)["error"], (name, status, body)
         assert BODY_TIMEOUT - 0.5 <= when - start <= BODY_TIMEOUT + SLACK, (name, when - start)
