@@ -1,7 +1,7 @@
 # The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
 # server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
 # no network at start-up.
-# Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
+# Build it after `dvc repro` (the build context must hold models/ and each model's metrics/<model>.json):
 #   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
 #     --build-arg SOURCE="$(git remote get-url origin)" .      (or: bash scripts/build_image.sh housing-mlops)
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
@@ -34,7 +34,7 @@ RUN python -m compileall -q housing_predictor
 # The artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked
 # against. After the code, so that a change of params rebuilds only these layers and the next.
 COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors models/selfcheck.csv models/
-COPY metrics/evaluate.json metrics/
+COPY metrics/float.json metrics/q8.json metrics/q16.json metrics/q8int.json metrics/
 
 # Last, so that a new commit rebuilds only these layers.
 ARG REVISION=unknown

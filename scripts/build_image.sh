@@ -10,7 +10,7 @@ set -euo pipefail
 tag=${1:?usage: scripts/build_image.sh TAG [CHECKOUT]}
 cd "${2:-$(dirname "$0")/..}"
 for artifact in models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors \
-  models/selfcheck.csv metrics/evaluate.json; do
+  models/selfcheck.csv metrics/float.json metrics/q8.json metrics/q16.json metrics/q8int.json; do
   [ -f "$artifact" ] || { echo "error: $PWD/$artifact is missing: run \`dvc repro\` before building the image" >&2; exit 2; }
 done
 python=${PYTHON:-python3}

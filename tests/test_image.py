@@ -104,7 +104,7 @@ def image(engine, request, figure) -> Image:
         result = docker("image", "inspect", "--format", "{{.Id}}", given, check=False)
         if result.returncode != 0:
             pytest.fail(f"TEST_IMAGE={given} is not an image of this engine: {result.stderr.strip()}")
-        needed = [*(f"models/{m}.safetensors" for m in MODELS), "metrics/evaluate.json", "data/test.csv"]
+        needed = [*(f"models/{m}.safetensors" for m in MODELS), *(f"metrics/{m}.json" for m in MODELS), "data/test.csv"]
         missing = [name for name in needed if not (checkout / name).is_file()]
         if missing:
             pytest.fail(f"TEST_IMAGE is checked against this checkout's artifacts, and {missing} are missing: run `dvc repro`")
@@ -198,7 +198,7 @@ def test_it_holds_the_predictor_its_artifacts_and_only_the_runtime(image):
     assert installed == "[]"  # scikit-learn, scipy, joblib... are not even installed
     # what the Dockerfile copies through the .dockerignore allowlist: no pickle, no data, no tests
     models = sorted([*(f"{m}.safetensors" for m in MODELS), "selfcheck.csv"])
-    assert contents == f"{['housing_predictor', 'metrics', 'models']} {models} {['evaluate.json']}"
+    assert contents == f"{['housing_predictor', 'metrics', 'models']} {models} {sorted(f'{m}.json' for m in MODELS)}"
 
 
 def test_selfcheck_is_the_default_command_and_passes_for_every_model(image):
@@ -215,7 +215,7 @@ def test_version_names_the_commit_and_every_model(image):
     provenance = json.loads(result.stdout)
     assert provenance["git_commit"] == image.commit
     assert provenance["image_version"] == image.version
-    assert provenance["metrics"] == json.loads((image.checkout / "metrics" / "evaluate.json").read_text())
+    assert provenance["metrics"] == {m: json.loads((image.checkout / "metrics" / f"{m}.json").read_text()) for m in MODELS}
     assert sorted(provenance["models"]) == sorted(MODELS)
     assert all(re.fullmatch(r"[0-9a-f]{64}", m["params_sha256"]) for m in provenance["models"].values())
 

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
+from housing_predictor import paths
+
 from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
@@ -345,7 +347,7 @@ def test_an_experiment_round_trips_through_exp_push_and_exp_pull(origin, built_r
     dvc(["exp", "pull", "origin", "coarse-grid"], reader, env)
     dvc(["exp", "apply", "coarse-grid"], reader, env)
     assert (reader / "models/q8.safetensors").read_bytes() == model
-    for name in ["metrics/evaluate.json", "params.yaml", "dvc.lock"]:
+    for name in [str(paths.metrics_file("q8")), "params.yaml", "dvc.lock"]:
         assert (reader / name).read_text() == (author / name).read_text(), name
     assert dvc(["status"], reader, env).stdout.strip() == "Data and pipelines are up to date."
     run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=reader, env=env, timeout=TIMEOUT)
