@@ -160,18 +160,12 @@ CASES = {
     "stdout closed": Case("output stdout is closed", output=None, redirect=">&-"),
     "stdout on a full disk": Case("output stdout cannot be written: No space left on device", output=None, redirect=">/dev/full"),
     "output a full device": Case("output /dev/full cannot be written: No space left on device", output="/dev/full"),
-    # model files: verified by structure, not only by checksum (a damaged or missing file: test_stages.py)
+    # model files: verified by structure, not only by checksum, one case per check (a damaged or missing
+    # file: test_stages.py)
     "tensor missing": Case("needs tensors weight_q, weight_scale", models=tensor("weight_scale", None)),
     "3 weights": Case("tensor weight_q has shape (3,), expected (8,)", models=tensor("weight_q", np.array([1, 2, 3], np.int8))),
-    "2-D weight": Case("tensor weight_q has shape (2, 4), expected (8,)", models=tensor("weight_q", np.ones((2, 4), np.int8))),
-    "empty scale": Case(
-        "tensor weight_scale has shape (0,), expected (1,)", models=tensor("weight_scale", np.array([], np.float32))
-    ),
     "NaN scale": Case(
         "tensor weight_scale holds nan, expected finite numbers", models=tensor("weight_scale", np.array([np.nan], np.float32))
-    ),
-    "negative scale": Case(
-        "tensor weight_scale holds -0.5, expected positive", models=tensor("weight_scale", np.array([-0.5], np.float32))
     ),
     "zero input scale": Case("tensor input_scale holds 0.0, expected positive numbers", models=scale_of_input(3, 0.0)),
     "codes of the wrong type": Case(
@@ -180,13 +174,11 @@ CASES = {
     "scheme float on int8 codes": Case("tensor weight is int8, expected float32 or float64", models=int8_codes_as_float),
     "unknown scheme": Case("unknown scheme 'magic'", models=metadata(scheme="magic")),
     "bits not a number": Case("its metadata 'bits' is malformed", models=metadata(bits="eight")),
-    "features '5'": Case("its metadata 'features' is malformed", models=metadata(features="5")),
     "features not names": Case("features must be a list of names, found [5]", models=metadata(features=[5])),
     "a feature twice": Case("features must be named once each", models=metadata(features=["MedInc"] * 8)),
     "unknown features": Case(
         "is invalid: it reads a, b, c, d, e, f, g, h, expected MedInc", models=metadata(features=list("abcdefgh"))
     ),
-    "params not an object": Case("its metadata 'params' is malformed", models=metadata(params=[])),
     "another format": Case("is not a housing-mlops/linear-v2 file (format 'other')", models=metadata(format="other")),
     "header JSON a list": Case("is corrupted (not a readable safetensors file", models=raw_header(b"[1, 2]  ")),
     "header nested 50,000 deep": Case(
