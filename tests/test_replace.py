@@ -162,7 +162,9 @@ class Load:
         return 1000 * float(np.percentile([latency for start, latency in self.timings if since <= start < until], 99))
 
 
-def haproxy_or_skip() -> None:
+@pytest.fixture(scope="session")
+def haproxy_installed() -> None:
+    """Checked first (a session fixture, before the models are built)."""
     if shutil.which("haproxy") is None:
         why = "no `haproxy` on PATH (scripts/install_test_tools.sh installs it)"
         if os.environ.get("CI") == "true":
@@ -221,8 +223,7 @@ def replace_a_replica(models_dir: Path, X: np.ndarray, folder: Path, balancer: s
 
 
 @pytest.mark.parametrize("balancer", list(BALANCERS))
-def test_a_replica_replaced_under_load_loses_no_request(models_dir, test_split, tmp_path, figure, balancer):
-    haproxy_or_skip()
+def test_a_replica_replaced_under_load_loses_no_request(haproxy_installed, models_dir, test_split, tmp_path, figure, balancer):
     result = replace_a_replica(models_dir, test_split[: 4 * CLIENTS], tmp_path, balancer)
     figure(
         f"replace a replica behind HAProxy, {balancer}: {result['requests']:,} requests, "
