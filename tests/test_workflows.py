@@ -256,6 +256,7 @@ def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
     ci_run = (REPO / ".ci" / "run").read_text()
     assert scripts_called(ci_run) == [
         "scripts/fetch_data.sh",
+        "scripts/install_test_tools.sh",
         "scripts/test.sh",
         "scripts/pipeline.sh",
         "scripts/check_reproduced.sh",
@@ -265,7 +266,7 @@ def test_the_jobs_run_the_scripts_ci_run_runs(workflow):
     jobs = workflow["jobs"]
     called = {name: [s for step in job["steps"] for s in scripts_called(step_runs(step))] for name, job in jobs.items()}
     assert called["data"] == ["scripts/fetch_data.sh"]
-    assert called["test"] == ["scripts/test.sh"]
+    assert called["test"] == ["scripts/install_test_tools.sh", "scripts/test.sh"]
     assert called["pipeline"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/ci_remote.sh"]
     assert called["image"] == ["scripts/pipeline.sh", "scripts/check_reproduced.sh", "scripts/test.sh", "scripts/push_image.sh"]
     # the build: build-push-action on GitHub, scripts/build_image.sh (the same build args) here
