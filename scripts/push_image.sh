@@ -27,7 +27,10 @@ for tag in "${tags[@]}"; do
   docker push --quiet "$tag" >&2
 done
 repository=${tags[0]%:*}
-reference=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tested" | grep -m1 "^$repository@sha256:")
+reference=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tested" | grep -m1 "^$repository@sha256:") || {
+  echo "error: pushed, but the engine lists no digest of $repository for $tested: name IMAGE as \`docker images\` does" >&2
+  exit 1
+}
 printf 'pushed %s as:\n' "$tested_id" >&2
 printf '  %s\n' "${tags[@]}" >&2
 printf 'by digest: %s\n' "$reference" >&2
