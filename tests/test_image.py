@@ -5,9 +5,9 @@ and the push (scripts/push_image.sh), pulled back by digest and rendered into th
 
 The image: TEST_IMAGE (the workflow's and .ci/run's build of this checkout, after `dvc repro`), else
 one built here by scripts/build_image.sh from the `built_repo` fixture (on $PYTHON_IMAGE if set).
-The push needs REGISTRY (host:port, plain HTTP on loopback). With CI=true no engine, image or
-registry is a failure, elsewhere a skip; either way said once (with the build's last lines), the
-other tests skipping. Containers run with `--network none`, but the server (host network, 127.0.0.1).
+The push needs REGISTRY (host:port, plain HTTP on loopback). No engine or image (the build's last
+lines): said once, by the first test, a failure with CI=true, else a skip; the other tests skip.
+Containers run with `--network none`, but the server (host network, 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -384,17 +384,8 @@ def wait_for(predicate, what: str, seconds: float, name: str):
 
 def http(port: int, path: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, object]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with urllib.request.urlopen(request, timeout=30) as response:  # a 4xx or 5xx raises HTTPError
+        return response.status, json.loads(response.read())
 
 
 def test_under_the_deployments_constraints_it_selfchecks_serves_its_probes_and_stops_within_the_grace_period(
@@ -407,7 +398,9 @@ def test_under_the_deployments_constraints_it_selfchecks_serves_its_probes_and_s
     pod = deployment_pod()
     selfcheck = run_image(image, "selfcheck", options=pod.options)
     assert selfcheck.returncode == 0, selfcheck.stderr
-    name, port = f"housing-mlops-test-{uuid.uuid4().hex[:8]}", free_port()
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        name, port = f"housing-mlops-test-{uuid.uuid4().hex[:8]}", probe.getsockname()[1]
     docker(
         "run", "-d", "--name", name, "--network", "host", "--health-interval", "1s", *pod.options, image.ref,
         *pod.args, "--host", "127.0.0.1", "--port", str(port),
