@@ -17,9 +17,9 @@ cd "${2:-$scripts/..}"
 metadata=$("${PYTHON:-python3}" "$scripts/image_metadata.py" "$PWD") # first: a release tag that is not the version stops here
 # The files the build context lets in (.dockerignore is an allowlist: its `!` lines), the artifacts of
 # `dvc repro` among them: each must be there.
-for artifact in $(sed -n 's/^!\(.*[^/]\)$/\1/p' .dockerignore); do
+while IFS= read -r artifact; do
   [ -f "$artifact" ] || { echo "error: $PWD/$artifact is missing: run \`dvc repro\` before building the image" >&2; exit 2; }
-done
+done < <(sed -n 's/^!\(.*[^/]\)$/\1/p' .dockerignore)
 field() { sed -n "s/^$1=//p" <<<"$metadata"; }
 args=(--network host --tag "$tag")
 for extra in $(field tags); do

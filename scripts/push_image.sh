@@ -35,6 +35,7 @@ printf 'pushed %s as:\n' "$tested_id" >&2
 printf '  %s\n' "${tags[@]}" >&2
 printf 'by digest: %s\n' "$reference" >&2
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  # shellcheck disable=SC2016 # the backquotes are Markdown's
   {
     printf '### Image pushed\n\nThe image tested in this job (%s), under these tags:\n\n' "\`$tested_id\`"
     printf -- '- `%s`\n' "${tags[@]}"
