@@ -1,13 +1,10 @@
-"""The predictor image, built and run by a real Docker engine: what it is (configuration, the labels
-and tags of every event, size, contents), what it does (selfcheck, --version, predict against the
-checkout's own predictor, bad input), serve under deploy/base/deployment.yaml's own constraints,
-and the push (scripts/push_image.sh), pulled back by digest and rendered into the manifests.
+"""The predictor image on a real Docker engine: what it is, what it does, serve under
+deploy/base/deployment.yaml's constraints, and the push (scripts/push_image.sh) pulled back by digest.
 
-The image: TEST_IMAGE (the workflow's and .ci/run's build of this checkout, after `dvc repro`), else
-one built here by scripts/build_image.sh from the `built_repo` fixture (on $PYTHON_IMAGE if set).
-The push needs REGISTRY (host:port, plain HTTP on loopback). No engine or image (the build's last
-lines): said once, by the first test, a failure with CI=true, else a skip; the other tests skip.
-Containers run with `--network none`, but the server (host network, 127.0.0.1).
+The image: TEST_IMAGE (the workflow's and .ci/run's build of this checkout), else one built here by
+scripts/build_image.sh from `built_repo` (on $PYTHON_IMAGE if set). The push needs REGISTRY. No
+engine or no image: the first test says why (the build's last lines), failing with CI=true, else
+skipping; the others skip. Containers run with `--network none`, the server on 127.0.0.1 (host).
 """
 
 from __future__ import annotations
