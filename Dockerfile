@@ -1,7 +1,7 @@
 # The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
 # server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
 # no network at start-up.
-# Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json) with
+# Build it after `dvc repro` (the build context must hold the models and metrics .dockerignore lets in) with
 #   bash scripts/build_image.sh housing-mlops
 # which gives the build args below from scripts/image_metadata.py (the version is pyproject.toml's).
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
