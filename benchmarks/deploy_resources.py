@@ -156,7 +156,11 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("error: the container did not become ready in 60 s")
             time.sleep(0.25)
-        pid = int(subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container_id], capture_output=True, text=True).stdout)
+        pid = int(
+            subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Pid}}", container_id], capture_output=True, text=True
+            ).stdout
+        )
 
         with tempfile.TemporaryDirectory() as work:
             bodies = {}
@@ -171,7 +175,9 @@ def main() -> None:
                 phases.append((f"{big.stat().st_size / 2**20:.1f} MiB bodies, c={connections}", big, connections))
 
             print(f"\n{args.image}, WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '1')}, {args.duration} s a phase")
-            print("| phase | req/s | p99 ms | errors | CPU (cores) | CPU ms a request | memory, docker stats: end / peak (MiB) | RSS: end / peak (MiB) |")
+            print(
+                "| phase | req/s | p99 ms | errors | CPU (cores) | CPU ms a request | memory, docker stats: end / peak (MiB) | RSS: end / peak (MiB) |"
+            )
             print("|---|---|---|---|---|---|---|---|")
             for name, body, connections in phases:
                 samples, done = [], threading.Event()
@@ -189,7 +195,11 @@ def main() -> None:
                 done.set()
                 sampler.join()
                 after, elapsed = engine.stats(container_id), time.monotonic() - started
-                cores = (after["cpu_stats"]["cpu_usage"]["total_usage"] - before["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9 / elapsed
+                cores = (
+                    (after["cpu_stats"]["cpu_usage"]["total_usage"] - before["cpu_stats"]["cpu_usage"]["total_usage"])
+                    / 1e9
+                    / elapsed
+                )
                 pids = container_pids(pid)
                 end = working_set_mib(after)
                 samples = [sample for sample in (*samples, end) if sample is not None]
