@@ -353,16 +353,20 @@ def test_kserve_pods_run_as_the_base_deployments(rendered):
     )
 
 
-def test_an_image_set_by_digest_in_the_base_reaches_every_container(tmp_path):
-    """What `kustomize edit set image housing-mlops=REGISTRY/NAME@sha256:...` writes in deploy/base
-    (an `images:` entry with `digest:`, docs/deploy.md): every container of every overlay runs it."""
+def test_the_pushed_digest_reaches_every_container(tmp_path):
+    """scripts/render_manifests.sh, what the workflow renders after the push: every container of
+    every overlay runs the image by that digest."""
     pushed = "registry.example/housing-mlops@sha256:" + "0123456789abcdef" * 4
-    name, digest = pushed.split("@")
-    copy_of_deploy = shutil.copytree(DEPLOY, tmp_path / "deploy")
-    kustomization = yaml.safe_load((copy_of_deploy / "base" / "kustomization.yaml").read_text())
-    kustomization["images"] = [{"name": "housing-mlops", "newName": name, "digest": digest}]
-    (copy_of_deploy / "base" / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    for overlay, directory in OVERLAYS.items():
-        rendered = render(copy_of_deploy / directory.relative_to(DEPLOY))
-        images = [container["image"] for _, pod in pod_specs(rendered) for container in pod["containers"]]
+    run(["bash", "scripts/render_manifests.sh", pushed, str(tmp_path)], cwd=REPO)
+    for overlay in OVERLAYS:
+        objects = [o for o in yaml.safe_load_all((tmp_path / f"{overlay}.yaml").read_text()) if o]
+        images = [container["image"] for _, pod in pod_specs(objects) for container in pod["containers"]]
         assert images and set(images) == {pushed}, f"{overlay}: {images}"
+
+
+def test_a_tag_is_refused_in_one_line(tmp_path):
+    result = run(
+        ["bash", "scripts/render_manifests.sh", "registry.example/housing-mlops:latest", str(tmp_path)], cwd=REPO, check=False
+    )
+    assert result.returncode == 2 and not list(tmp_path.iterdir())
+    assert result.stderr.count("\n") == 1 and "not an image by digest" in result.stderr
