@@ -21,6 +21,7 @@ import ast
 import asyncio
 import copy
 import functools
+import operator
 import os
 import re
 import shutil
@@ -206,33 +207,19 @@ def test_the_inference_service_has_only_fields_kserve_declares(rendered, kserve_
 
 
 @pytest.mark.parametrize(
-    "overlay, misspell",
+    "kind, path, misspelt",
     [
-        (
-            "base",
-            lambda objects: the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0].update(readinesProbe={}),
-        ),
-        ("kserve", lambda objects: the(objects, "InferenceService")["spec"]["predictor"].update(minReplica=2)),
-        (
-            "kserve",
-            lambda objects: the(objects, "InferenceService")["spec"]["predictor"]["containers"][0].update(livenesProbe={}),
-        ),
+        ("Deployment", ["spec", "template", "spec", "containers", 0], "readinesProbe"),
+        ("InferenceService", ["spec", "predictor"], "minReplica"),
+        ("InferenceService", ["spec", "predictor", "containers", 0], "livenesProbe"),
     ],
 )
-def test_a_wrong_field_is_named(rendered, kserve_models, overlay, misspell):
+def test_a_wrong_field_fails_by_name(rendered, kserve_models, kind, path, misspelt):
     """The checks above fail, naming the field, when a manifest has a field its schema lacks."""
-    objects = copy.deepcopy(rendered[overlay])
-    misspell(objects)
-    errors = [
-        error
-        for obj in objects
-        for error in (
-            kserve_models.errors(obj, "V1beta1InferenceService", "InferenceService")
-            if obj["kind"] == KSERVE_KIND[1]
-            else kubernetes_errors(obj)
-        )
-    ]
-    assert any(re.search(r"readinesProbe|minReplica\b|livenesProbe", error) for error in errors), errors
+    obj = copy.deepcopy(next(o for objects in rendered.values() for o in objects if o["kind"] == kind))
+    functools.reduce(operator.getitem, path, obj)[misspelt] = {}
+    errors = kserve_models.errors(obj, "V1beta1InferenceService", kind) if kind == KSERVE_KIND[1] else kubernetes_errors(obj)
+    assert any(f"'{misspelt}'" in error for error in errors), errors
 
 
 async def statuses(app, paths: list[str]) -> dict[str, int]:
