@@ -4,8 +4,8 @@ The quantization report, reports/quantization.md: our models' scores, deviations
 compression ratios (metrics/<model>.json, metrics/saturation.json), the per-weight errors, and every scheme of the sweep at
 8 and 16 bits (metrics/sweep.json), the published write-ups' among them. Beside it the files it
 draws on and `dvc plots` draws: metrics/weights.json (every weight of q8 and q16: float value,
-code, dequantized value, error) and the plot data in plots/ (each model's test predictions, each
-weight's error), computed by evaluate's functions with the predictor's loader, as evaluate scores.
+code, dequantized value, error) and the plot data in plots/ (the test predictions of float, q8 and
+q16, each weight's error), computed by evaluate's functions with the predictor's loader, as evaluate scores.
 
 Why here and not in evaluate: DVC keeps no run-cache for a stage with a git-kept output that is
 neither a metric nor a plot (see dvc.yaml). This stage holds every such output and takes a fraction

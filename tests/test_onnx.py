@@ -133,18 +133,11 @@ def test_weight_only_graph_without_a_scaler(exported):
 @pytest.mark.parametrize("name", ["q8", "q16"])
 def test_runtime_optimizations_keep_the_weight_only_arithmetic(exported, name, tmp_path):
     """ONNX Runtime rewrites DequantizeLinear + MatMul with a 2-D weight into MatMulNBits, which
-    quantizes the activations too; our 1-D weight keeps the graph as exported."""
+    quantizes the activations too; our 1-D weight keeps the dequantization and the float MatMul."""
     optimized = tmp_path / f"{name}.onnx"
     session(exported.graphs[name], optimized_model_filepath=str(optimized))
-    assert [node.op_type for node in onnx.load(optimized).graph.node] == [
-        "Cast",
-        "DequantizeLinear",
-        "Sub",
-        "Div",
-        "MatMul",
-        "Unsqueeze",
-        "Add",
-    ]
+    operators = [node.op_type for node in onnx.load(optimized).graph.node]
+    assert "MatMulNBits" not in operators and {"DequantizeLinear", "MatMul"} <= set(operators), operators
 
 
 def test_integer_graph_is_bit_exact_with_our_integer_path(exported):

@@ -11,7 +11,8 @@ Standard library only: the CLI imports it at every start, for the `serve` comman
                               the previous response (10); then 408 and close (close alone if nothing came)
     SERVE_BODY_TIMEOUT        seconds for a request's body to arrive, from its headers (10); then 408
     SERVE_KEEP_ALIVE_TIMEOUT  seconds an idle keep-alive connection stays open (5)
-    SERVE_DRAIN_SECONDS       after SIGTERM, seconds of serving while not ready (0)
+    SERVE_DRAIN_SECONDS       after SIGTERM, seconds of serving while not ready, every response
+                              closing its connection (5), for load balancers to route elsewhere
     SERVE_GRACEFUL_TIMEOUT    then, seconds for in-flight requests to complete (30)
     SERVE_ACCESS_LOG          1: one access log line per request on stdout; 0: none
     SERVE_INVOCATIONS_MODEL   the model /invocations predicts with (float)
@@ -34,6 +35,10 @@ DEFAULT_MAX_HEADER_BYTES = 32 << 10  # nginx's default is 4 x 8 KiB buffers; Nod
 DEFAULT_HEADER_TIMEOUT = 10.0  # nginx's client_header_timeout is 60 s: a slot is cheap here (shed fairly)
 DEFAULT_BODY_TIMEOUT = 10.0  # 8 MiB in 10 s: 0.8 MB/s at least, any LAN or cluster network
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's default
+# Long enough for load balancers to take a replica out of rotation once its readiness fails (or, in
+# Kubernetes, once its endpoint is removed, which happens while SIGTERM is delivered, not before):
+# docs/serving.md, "Behind a load balancer". Within `docker stop`'s 10 s before SIGKILL.
+DEFAULT_DRAIN_SECONDS = 5.0
 
 
 class Settings(NamedTuple):
@@ -91,7 +96,7 @@ def settings(args: argparse.Namespace) -> Settings:
         header_timeout=_number("SERVE_HEADER_TIMEOUT", None, float, DEFAULT_HEADER_TIMEOUT, 0.1),
         body_timeout=_number("SERVE_BODY_TIMEOUT", None, float, DEFAULT_BODY_TIMEOUT, 0.1),
         keep_alive_timeout=_number("SERVE_KEEP_ALIVE_TIMEOUT", None, float, DEFAULT_KEEP_ALIVE_TIMEOUT, 0.1),
-        drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, 0.0, 0),
+        drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, DEFAULT_DRAIN_SECONDS, 0),
         graceful_timeout=_number("SERVE_GRACEFUL_TIMEOUT", None, float, 30.0, 0),
         access_log=access_log == "1",
         invocations_model=args.invocations_model or os.environ.get("SERVE_INVOCATIONS_MODEL") or "float",
