@@ -104,7 +104,7 @@ def committed_json(repo: Path, revision: str, path: Path) -> dict:
 def test_metrics_diff_between_two_commits_lists_every_models_figures(branched):
     """`dvc metrics diff` between the commits, with nothing but git: every figure of every model
     (`--all`), with each commit's value; without `--all`, exactly the q8 figures that moved. And
-    `dvc metrics show`, on the scheme that moves q8's figures furthest, fits 180 columns."""
+    `dvc metrics show` fits 180 columns, with q8's figures those of write-up B (R² about -47)."""
     diff = json.loads(run([*DVC, "metrics", "diff", "main", "HEAD", "--all", "--json"], cwd=branched).stdout)
     assert set(diff) == {str(paths.TRAIN_METRICS), *(str(paths.metrics_file(name)) for name in paths.MODELS)}
     moved = set()
@@ -126,23 +126,6 @@ def test_metrics_diff_between_two_commits_lists_every_models_figures(branched):
     params_diff = json.loads(run([*DVC, "params", "diff", "main", "--json"], cwd=branched).stdout)
     assert params_diff["params.yaml"]["quantize.q8.scheme"] == {"old": "affine", "new": "published_b"}
     assert {key.split(".")[1] for key in params_diff["params.yaml"]} == {"q8"}  # its affine-only keys went
-
-
-def test_experiment_with_another_seed(work_repo):
-    result = run([*DVC, "exp", "run", "-S", "load_data.random_state=7"], cwd=work_repo)
-    assert stages_run(result.stdout) == STAGES
-    shown = json.loads(run([*DVC, "exp", "show", "--json"], cwd=work_repo).stdout)
-    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
-    seeds = [
-        revision["data"]["params"]["params.yaml"]["data"]["load_data"]["random_state"]
-        for experiment in experiments
-        for revision in experiment["revs"]
-    ]
-    assert 7 in seeds
-    params_diff = json.loads(run([*DVC, "params", "diff", "--json"], cwd=work_repo).stdout)
-    assert params_diff["params.yaml"]["load_data.random_state"] == {"old": 42, "new": 7, "diff": -35}
-    r2 = json.loads((work_repo / paths.metrics_file("float")).read_text())["r2"]
-    assert r2 != committed_json(work_repo, "HEAD", paths.metrics_file("float"))["r2"]  # another split, another score
 
 
 def test_back_to_params_seen_before_every_computing_stage_comes_from_the_run_cache(work_repo):
