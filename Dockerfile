@@ -34,7 +34,7 @@ RUN python -m compileall -q housing_predictor
 # The artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked
 # against. After the code, so that a change of params rebuilds only these layers and the next.
 COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors models/selfcheck.csv models/
-COPY metrics/evaluate.json metrics/
+COPY metrics/float.json metrics/q8.json metrics/q16.json metrics/q8int.json metrics/
 
 # Last, so that a new commit rebuilds only these layers. Given by scripts/build_image.sh.
 ARG REVISION=unknown

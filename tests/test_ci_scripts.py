@@ -95,11 +95,10 @@ def test_gate_passes_when_repro_gives_the_committed_bits(toy, tmp_path):
     assert "Reproducibility gate: exact" in summary.read_text()
 
 
-@pytest.mark.parametrize("perturb", ["1e-15", "1e-3"], ids=["last bits", "a real change"])
-def test_gate_fails_and_prints_the_difference_when_a_rebuild_differs(toy, tmp_path, perturb):
+def test_gate_fails_and_prints_the_difference_when_a_rebuild_differs_in_the_last_bits(toy, tmp_path):
     """Exact, with no tolerance: a rebuild that differs in the last bits is another result (on
     another CPU's kernels, say), and the committed numbers must be the ones the code gives."""
-    repro(toy, perturb)
+    repro(toy, "1e-15")
     summary = tmp_path / "summary.md"
     status, output = gate(toy, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
     assert status == 1, output

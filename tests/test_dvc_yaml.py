@@ -74,7 +74,11 @@ def test_the_outputs_are_the_files_the_code_writes():
         assert written(f"quantize-{paths.MODEL_BITS[name]}") == {str(paths.model_file(name))}
     assert written("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
     assert written("export-onnx") == {str(paths.onnx_file(name)) for name in paths.MODELS}
-    assert written("evaluate") == {str(paths.EVALUATE_METRICS), str(paths.SUMMARY_METRICS), str(paths.SELFCHECK_CSV)}
+    assert written("evaluate") == {
+        *(str(paths.metrics_file(name)) for name in paths.MODELS),
+        str(paths.SATURATION_METRICS),
+        str(paths.SELFCHECK_CSV),
+    }
     assert written("sweep") == {str(paths.SWEEP_METRICS), str(paths.SWEEP_PLOT)}
     assert written("report") == {
         str(paths.REPORT),

@@ -213,7 +213,7 @@ def test_invalid_graph_is_refused_in_one_line(exported):
 
 def test_pipeline_graphs_give_the_pipelines_predictions(built):
     """After `dvc repro`, models/*.onnx in ONNX Runtime give what evaluate scored (plots/*.csv,
-    written with repr) and metrics/evaluate.json's figures for the integer model."""
+    written with repr) and metrics/q8int.json's figures for the integer model."""
     from stages.dataset import read_split
 
     X, y = read_split(built / paths.TEST_CSV)
@@ -223,7 +223,7 @@ def test_pipeline_graphs_give_the_pipelines_predictions(built):
         tolerance = 1e-6 * np.abs(expected) + 1e-12 if name == "float" else 1e-5
         assert np.all(np.abs(prediction[:, 0] - expected) <= tolerance), name
     (prediction,) = session((built / paths.onnx_file("q8int")).read_bytes()).run(None, {export_onnx.INPUT: X})
-    metrics = json.loads((built / paths.EVALUATE_METRICS).read_text())["q8int"]
+    metrics = json.loads((built / paths.metrics_file("q8int")).read_text())
     r2 = 1 - np.sum((y - prediction[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
     assert r2 == pytest.approx(metrics["r2"], abs=1e-6)
 

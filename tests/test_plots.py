@@ -21,9 +21,11 @@ from conftest import REPO, run
 
 DVC = [sys.executable, "-m", "dvc"]
 RENDER = "scripts/render_plots.py"
-# What `dvc plots show` lists, in its order: dvc.yaml's top-level plots, then the stage plots.
-PLOTS = ["deviation_from_float", "weight_error", "sweep_rms_deviation", "actual_vs_predicted", "residuals", "plots/sweep.csv"]
-DETAILS = ["metrics/evaluate.json", "metrics/sweep.json"]  # stage plots for the run-cache: nothing drawn
+DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
+STAGE_PLOTS = [next(iter(entry)) for stage in DVC_YAML["stages"].values() for entry in stage.get("plots", [])]
+DETAILS = [path for path in STAGE_PLOTS if path.endswith(".json")]  # plots for the run-cache, no list: nothing drawn
+# What `dvc plots show` draws, in its order: dvc.yaml's top-level plots, then the stage plots.
+PLOTS = [next(iter(plot)) for plot in DVC_YAML["plots"]] + [path for path in STAGE_PLOTS if path not in DETAILS]
 SVGS = [Path(name).stem for name in PLOTS]  # render_plots.py names a stage plot's SVG by its file
 TEST_ROWS = len((REPO / "plots" / "float.csv").read_text().splitlines()) - 1  # the committed test split
 SVG = "{http://www.w3.org/2000/svg}"

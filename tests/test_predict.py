@@ -213,7 +213,7 @@ def test_a_rows_prediction_does_not_depend_on_its_neighbours(models, rows, name)
 
 def run_cli(built: Path, args: list[str], stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
     """`python -m housing_predictor` from the work tree, on ``built``'s artifacts."""
-    paths = ["--models-dir", str(built / "models"), "--metrics", str(built / "metrics" / "evaluate.json")]
+    paths = ["--models-dir", str(built / "models"), "--metrics", str(built / "metrics")]
     return subprocess.run(
         [sys.executable, "-m", "housing_predictor", *paths, *args],
         cwd=REPO,
@@ -237,7 +237,7 @@ def test_predict_gives_what_evaluate_scored(built):
         assert header == "prediction"
     for name in ("float", *paths.WEIGHT_ONLY_MODELS):
         assert predicted[name] == [line.split(",")[1] for line in (built / paths.plot_file(name)).read_text().splitlines()[1:]]
-    recorded = json.loads((built / "metrics" / "evaluate.json").read_text())["q8int"]
+    recorded = json.loads((built / paths.metrics_file("q8int")).read_text())
     deviation = np.abs(np.array(predicted["q8int"], dtype=float) - np.array(predicted["float"], dtype=float))
     assert deviation.max() * TARGET_UNIT_USD == pytest.approx(recorded["max_deviation_usd"], rel=1e-12)
     assert np.sqrt(np.mean(deviation**2)) * TARGET_UNIT_USD == pytest.approx(recorded["rms_deviation_usd"], rel=1e-9)
@@ -274,9 +274,9 @@ def test_selfcheck_fails_on_a_wrong_expected_prediction(artifacts_copy):
 
 
 def test_selfcheck_fails_when_metrics_disagree(artifacts_copy):
-    path = artifacts_copy / "metrics" / "evaluate.json"
+    path = artifacts_copy / paths.metrics_file("q16")
     metrics = json.loads(path.read_text())
-    metrics["q16"]["max_deviation_usd"] *= 1.01
+    metrics["max_deviation_usd"] *= 1.01
     path.write_text(json.dumps(metrics))
     result = selfcheck_copy(artifacts_copy)
     assert result.returncode == 2 and "q16 deviates from float" in result.stderr, result.stderr
@@ -294,7 +294,7 @@ def test_version_is_provenance(built):
     provenance = json.loads(result.stdout)
     assert provenance["git_commit"] == "abc123"
     assert list(provenance["models"]) == list(paths.MODELS)
-    assert provenance["metrics"] == json.loads((built / "metrics" / "evaluate.json").read_text())
+    assert provenance["metrics"] == {name: json.loads((built / paths.metrics_file(name)).read_text()) for name in paths.MODELS}
     for name, entry in provenance["models"].items():
         params = load_model(built / "models" / f"{name}.safetensors").params
         assert entry["params"] == params

@@ -213,8 +213,7 @@ def snapshot(folder: Path) -> dict[str, tuple]:
 def case_folder(built, tmp_path) -> Path:
     """models/ and metrics/ copied from the build, in.csv, and out/target.csv (mode 0600)."""
     shutil.copytree(built / "models", tmp_path / "models", ignore=shutil.ignore_patterns("*.joblib"))
-    (tmp_path / "metrics").mkdir()
-    shutil.copy(built / "metrics" / "evaluate.json", tmp_path / "metrics")
+    shutil.copytree(built / "metrics", tmp_path / "metrics")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "target.csv").write_bytes(KEPT)
     (tmp_path / "out" / "target.csv").chmod(0o600)
@@ -223,7 +222,7 @@ def case_folder(built, tmp_path) -> Path:
 
 def command(case: Case) -> list[str]:
     """The predictor under `sh`, so that the case can close or redirect its streams."""
-    args = ["--models-dir", "models", "--metrics", "metrics/evaluate.json", *case.args]
+    args = ["--models-dir", "models", "--metrics", "metrics", *case.args]
     if case.args[:1] == ["predict"] and "--input" not in case.args and case.stdin is None:
         args += ["--input", "in.csv"]
     if case.output is not None:
