@@ -36,6 +36,7 @@ HEADER = ",".join(linear.FEATURES)
 ROW = "8.3252,41.0,6.984126984126984,1.0238095238095237,322.0,2.5555555555555554,37.88,-122.23"
 OVERFLOWING = ROW.replace("8.3252", "1.7e308").replace("1.0238095238095237", "1.7e308")
 VALID = f"{HEADER}\n{ROW}\n{ROW}\n".encode()
+Q16_OVER_Q8 = "cp models/q16.safetensors models/q8.safetensors"
 
 
 def rows(*lines: str) -> bytes:
@@ -79,10 +80,6 @@ def raw_header(header: bytes) -> Callable[[Path], None]:
     return lambda models: (models / "q8.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
 
 
-def copy_q16_over_q8(models: Path) -> None:
-    shutil.copy(models / "q16.safetensors", models / "q8.safetensors")
-
-
 # --- the cases ---------------------------------------------------------------------------------
 
 
@@ -95,23 +92,7 @@ class Case:
     output: str | None = "out/target.csv"  # --output, relative to the case's folder
     redirect: str = ""  # shell redirections of the command
     models: Callable[[Path], None] | None = None  # tampers with the copy of the models
-    setup: Callable[[Path], None] | None = None  # anything else in the case's folder
-
-
-def hard_link_to_input(folder: Path) -> None:
-    os.link(folder / "in.csv", folder / "out" / "link.csv")
-
-
-def symlink_to_input(folder: Path) -> None:
-    (folder / "out" / "link.csv").symlink_to(folder / "in.csv")
-
-
-def read_only_target(folder: Path) -> None:
-    (folder / "out" / "target.csv").chmod(0o444)
-
-
-def directory_target(folder: Path) -> None:
-    (folder / "out" / "taken").mkdir()
+    setup: str = ""  # a shell command run in the case's folder first
 
 
 CASES = {
@@ -121,12 +102,12 @@ CASES = {
     "bad row on stdin": Case("stdin line 2, column MedInc: 'x' is not a number", stdin=rows(ROW.replace("8.3252", "x"))),
     # outputs that must be respected
     "output is the input": Case("output in.csv is the input file", output="in.csv"),
-    "output is a hard link to the input": Case("is the input file", output="out/link.csv", setup=hard_link_to_input),
-    "output is a symlink to the input": Case("is the input file", output="out/link.csv", setup=symlink_to_input),
+    "output is a hard link to the input": Case("is the input file", output="out/link.csv", setup="ln in.csv out/link.csv"),
+    "output is a symlink to the input": Case("is the input file", output="out/link.csv", setup="ln -s $PWD/in.csv out/link.csv"),
     "stdin is the output file": Case("output out/target.csv is the input file", stdin=b"", redirect="< out/target.csv"),
     "stdout appends to the input": Case("output stdout is the input file", output=None, redirect=">> in.csv"),
-    "read-only output": Case("output out/target.csv is read-only", setup=read_only_target),
-    "output is a directory": Case("output out/taken cannot be written: Is a directory", output="out/taken", setup=directory_target),
+    "read-only output": Case("output out/target.csv is read-only", setup="chmod 444 out/target.csv"),
+    "output is a directory": Case("output out/taken cannot be written: Is a directory", output="out/taken", setup="mkdir out/taken"),
     "output folder missing": Case("output out/no/such.csv cannot be written: No such file or directory", output="out/no/such.csv"),
     # streams
     "input is a directory": Case("input out cannot be read: Is a directory", args=[*Q8, "--input", "out"]),
@@ -150,8 +131,8 @@ CASES = {
     "another format": Case("is not a housing-mlops/linear-v2 file (format 'other')", models=metadata(format="other")),
     "header JSON a list": Case("is corrupted (not a readable safetensors file", models=raw_header(b"[1, 2]  ")),
     "header nested 50,000 deep": Case("is corrupted (not a readable safetensors file", models=raw_header(b"[" * 50_000 + b"]" * 50_000)),
-    "q16's file over q8's": Case("holds a 16-bit affine model, but q8 is the 8-bit model", models=copy_q16_over_q8),
-    "q16's file over q8's, --version": Case("but q8 is the 8-bit model", args=["--version"], output=None, models=copy_q16_over_q8),
+    "q16's file over q8's": Case("holds a 16-bit affine model, but q8 is the 8-bit model", setup=Q16_OVER_Q8),
+    "q16's file over q8's, --version": Case("but q8 is the 8-bit model", args=["--version"], output=None, setup=Q16_OVER_Q8),
     # usage
     "unknown model": Case("invalid choice: 'q4'", args=["predict", "--model", "q4"]),
     "no command": Case("a command is required", args=[], output=None),
@@ -193,8 +174,7 @@ def test_hostile_case_is_one_line_and_harmless(case_folder, case):
     (case_folder / "in.csv").write_bytes(case.input_file)
     if case.models:
         case.models(case_folder / "models")
-    if case.setup:
-        case.setup(case_folder)
+    subprocess.run(["sh", "-c", case.setup], cwd=case_folder, check=True)
     before = snapshot(case_folder)
     args = ["--models-dir", "models", "--metrics", "metrics", *case.args]
     if case.args[:1] == ["predict"] and "--input" not in case.args and case.stdin is None:
