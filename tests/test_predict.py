@@ -149,20 +149,8 @@ def models(built) -> dict:
     return {name: Model(name, built / "models") for name in paths.MODELS}
 
 
-feature_rows = st.lists(
-    st.tuples(
-        st.floats(0.4, 15.0),
-        st.floats(1, 52),
-        st.floats(0.8, 150),
-        st.floats(0.3, 35),
-        st.floats(3, 36_000),
-        st.floats(0.7, 1250),
-        st.floats(32.5, 42),
-        st.floats(-124.4, -114.3),
-    ),
-    min_size=1,
-    max_size=200,
-)
+FEATURE_RANGES = [(0.4, 15.0), (1, 52), (0.8, 150), (0.3, 35), (3, 36_000), (0.7, 1250), (32.5, 42), (-124.4, -114.3)]
+feature_rows = st.lists(st.tuples(*(st.floats(low, high) for low, high in FEATURE_RANGES)), min_size=1, max_size=200)
 
 
 @settings(max_examples=60, deadline=None)
