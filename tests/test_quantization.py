@@ -192,18 +192,18 @@ def test_constant_weights_come_back_to_the_float32_scale(value, size, bits, symm
 # --- quantize_affine: bias correction, scale search, payload ------------------------------------
 
 
-def raw_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
-    """A random unstandardized model over features with large means, up to 1e4."""
+def random_problem(seed: int, standardized: bool, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
+    """A random model (raw, or restandardized) over features with large means, up to 1e4, and its inputs."""
     rng = np.random.default_rng(seed)
     means = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(0, 4, n_features)
     X = means + rng.normal(size=(n_rows, n_features)) * np.abs(means) * rng.uniform(0.05, 0.5, n_features)
     weight = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(-4, 0, n_features)
-    return LinearParams(weight, float(rng.normal(scale=10))), X
+    raw = LinearParams(weight, float(rng.normal(scale=10)))
+    return (raw.restandardized(X.mean(axis=0), X.std(axis=0)) if standardized else raw), X
 
 
-def standardized_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
-    raw, X = raw_problem(seed, n_features, n_rows)
-    return raw.restandardized(X.mean(axis=0), X.std(axis=0)), X
+problems = st.builds(random_problem, seed=st.integers(0, 2**32 - 1), standardized=st.booleans())
+GRID_OPTIONS = {"symmetric": st.booleans(), "signed": st.booleans(), "rounding": roundings}
 
 
 def float32_bias_error(*tensors: dict) -> float:
@@ -213,19 +213,12 @@ def float32_bias_error(*tensors: dict) -> float:
 
 @AFFINE_PROPERTY
 @given(
-    seed=st.integers(0, 2**32 - 1),
-    standardized=st.booleans(),
+    problem=problems,
     bits=bit_widths,
-    symmetric=st.booleans(),
-    signed=st.booleans(),
-    rounding=roundings,
-    scale_search=st.sampled_from(["none", "mse"]),
+    options=st.fixed_dictionaries(GRID_OPTIONS | {"scale_search": st.sampled_from(["none", "mse"])}),
 )
-def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
-    seed, standardized, bits, symmetric, signed, rounding, scale_search
-):
-    model, X = (standardized_problem if standardized else raw_problem)(seed)
-    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, scale_search=scale_search)
+def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(problem, bits, options):
+    model, X = problem
     tensors = quantize_affine(model, X, bits, affine(bias_correction=True, **options))
     float_pred = model.predict(X)
     mean_error = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
@@ -235,23 +228,12 @@ def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
 
 
 @AFFINE_PROPERTY
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    standardized=st.booleans(),
-    bits=bit_widths,
-    symmetric=st.booleans(),
-    signed=st.booleans(),
-    rounding=roundings,
-    bias_correction=st.booleans(),
-)
-def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
-    seed, standardized, bits, symmetric, signed, rounding, bias_correction
-):
+@given(problem=problems, bits=bit_widths, options=st.fixed_dictionaries(GRID_OPTIONS | {"bias_correction": st.booleans()}))
+def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(problem, bits, options):
     """The search minimises the exact expected squared error of the weights (and keeps the
     max-|w| scale among its candidates); the measured error adds only the float32 rounding of
     the stored bias, delta, which can move it by at most 2 delta rms + delta^2 either way."""
-    model, X = (standardized_problem if standardized else raw_problem)(seed)
-    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, bias_correction=bias_correction)
+    model, X = problem
     float_pred = model.predict(X)
     found = {}
     for search in ("none", "mse"):
@@ -267,7 +249,7 @@ def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
 @pytest.mark.parametrize("bits", ALL_BITS)
 @pytest.mark.parametrize("standardized", [True, False])
 def test_payload_bytes_counts_every_tensor(bits, standardized):
-    model, X = (standardized_problem if standardized else raw_problem)(seed=1, n_features=8)
+    model, X = random_problem(seed=1, standardized=standardized, n_features=8)
     tensors = quantize_affine(model, X, bits, affine(scale_search="none"))
     code_bytes = 1 if bits <= 8 else 2
     expected = {
