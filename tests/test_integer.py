@@ -98,13 +98,12 @@ def test_bias_that_would_overflow_is_refused(split):
 
 
 def test_input_grid_holds_its_range_and_zero():
+    """[0.5, 2] and [-3, -1] are widened to hold 0, so 0 is a code: the zero point."""
     grid = integer.input_grid(np.array([-1.0, 0.5, -3.0]), np.array([3.0, 2.0, -1.0]))
     assert grid.zero_point.dtype == np.int8
-    # [0.5, 2] and [-3, -1] are widened to hold 0, so 0 is a code: the zero point.
-    low, high = np.array([-1.0, 0.0, -3.0]), np.array([3.0, 2.0, 0.0])
-    codes = np.clip(np.rint(np.stack([low, high, np.zeros(3)]) / grid.step) + grid.zero_point, -128, 127)
-    assert codes[0].tolist() == [-128] * 3 and codes[1].tolist() == [127] * 3
-    assert codes[2].tolist() == grid.zero_point.tolist()
+    ends_and_zero = np.array([[-1.0, 0.0, -3.0], [3.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    codes = integer.unsaturated_codes(ends_and_zero, np.zeros(3), grid.step, grid.zero_point)
+    assert codes.tolist() == [[-128] * 3, [127] * 3, grid.zero_point.tolist()]
 
 
 def test_default_model_meets_the_targets_on_rows_inside_its_grids(split, tensors):
