@@ -382,11 +382,8 @@ def test_under_the_deployments_constraints_it_selfchecks_serves_its_probes_and_s
     machine's loopback (host network, a free port: `--host/--port` after the manifest's args)
     instead of the pod's own network. The HEALTHCHECK is the image's, its interval shortened."""
     pod = deployment_pod()
-    selfcheck = run_image(image, options=pod.options)
-    assert selfcheck.returncode == 0, selfcheck.stderr
-    *per_model, verdict = selfcheck.stdout.splitlines()
-    assert sorted(line.split(":", 1)[0] for line in per_model) == sorted(MODELS), selfcheck.stdout  # each once
-    assert verdict.startswith(f"selfcheck passed: {len(MODELS)} models"), selfcheck.stdout
+    selfcheck = run_image(image, options=pod.options)  # the default command (its lines: test_predict)
+    assert selfcheck.returncode == 0 and f"selfcheck passed: {len(MODELS)} models" in selfcheck.stdout, selfcheck
     with socket.socket() as probe:  # a free port
         probe.bind(("127.0.0.1", 0))
         name, port = f"housing-mlops-test-{uuid.uuid4().hex[:8]}", probe.getsockname()[1]
