@@ -1,17 +1,10 @@
-"""deploy/: the Kustomize manifests, rendered by `kubectl kustomize` and checked offline by the tools
-that define them (no cluster runs here).
-
-- Every rendered Kubernetes object against Kubernetes' own JSON schemas, strict (no unknown field),
-  for KUBERNETES_VERSION, by kubernetes-validate (which ships the schemas).
-- The InferenceService against the fields KServe's Python SDK declares: we found no registry package
-  that ships the InferenceService CRD's openAPIV3Schema, so the test downloads the `kserve` wheel pinned in
-  requirements.txt (`pip download --no-deps`: installed, it would pull a web stack and protobuf<7),
-  reads its `V1beta1*` models' `openapi_types` and `attribute_map` without importing them, and walks
-  every key; the Kubernetes types inside (V1Container...) are checked against Kubernetes' schemas.
-- What no schema knows: the probes' paths are served by the server's app; the grace period covers
-  the drain and the longest request the server allows; the pods meet the restricted Pod Security
-  Standard; the Service, HPA and PDB select the Deployment's pods; the KServe pods run as the
-  base's; an image set by digest reaches every container.
+"""deploy/: the Kustomize manifests, rendered by `kubectl kustomize` and checked offline (no cluster
+runs here): every Kubernetes object against Kubernetes' own JSON schemas, strict, for
+KUBERNETES_VERSION (kubernetes-validate ships them); the InferenceService against the fields
+KServe's Python SDK declares (no registry package ships the CRD's openAPIV3Schema: the test
+downloads the `kserve` wheel requirements.txt pins, `--no-deps`, and reads its `V1beta1*` models'
+`openapi_types` and `attribute_map` without importing them; the Kubernetes types inside against
+Kubernetes' schemas); then what no schema knows.
 """
 
 from __future__ import annotations
@@ -24,7 +17,6 @@ import functools
 import operator
 import os
 import re
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -50,8 +42,6 @@ KSERVE_KIND = ("serving.kserve.io/v1beta1", "InferenceService")
 
 def render(directory: Path) -> list[dict]:
     """`kubectl kustomize directory`: the objects it renders."""
-    if shutil.which("kubectl") is None:
-        pytest.fail("kubectl is not on PATH: the manifests are rendered by `kubectl kustomize`")
     return [o for o in yaml.safe_load_all(run(["kubectl", "kustomize", str(directory)], cwd=REPO).stdout) if o]
 
 
@@ -84,9 +74,7 @@ def kubernetes_errors(obj: dict) -> list[str]:
     return []
 
 
-# ---------------------------------------------------------------------------------------------
-# KServe: the fields its Python SDK declares
-# ---------------------------------------------------------------------------------------------
+# --- KServe: the fields its Python SDK declares ---------------------------------------------------
 
 
 class KServeModels:
@@ -181,9 +169,7 @@ def kserve_models(tmp_path_factory) -> KServeModels:
     return KServeModels(wheel)
 
 
-# ---------------------------------------------------------------------------------------------
-# The tests
-# ---------------------------------------------------------------------------------------------
+# --- the tests ------------------------------------------------------------------------------------
 
 
 def test_every_kubernetes_object_is_valid(rendered):
@@ -224,23 +210,20 @@ def test_a_wrong_field_fails_by_name(rendered, kserve_models, kind, path, misspe
 
 async def statuses(app, paths: list[str]) -> dict[str, int]:
     """GET each path from the ASGI app, inside its lifespan (started, as a server starts it)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http"}
+    scope |= {"query_string": b"", "root_path": "", "headers": [], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
+    sent = []
 
-    async def get(path: str) -> int:
-        sent = []
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def receive() -> dict:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http"}
-        scope |= {"path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": []}
-        await app(scope | {"client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}, receive, send)
-        return sent[0]["status"]
+    async def send(message: dict) -> None:
+        sent.append(message)
 
     async with app.router.lifespan_context(app):
-        return {path: await get(path) for path in paths}
+        for path in paths:
+            await app(scope | {"path": path, "raw_path": path.encode()}, receive, send)
+    return dict(zip(paths, [message["status"] for message in sent if message["type"] == "http.response.start"], strict=True))
 
 
 def test_probe_paths_are_served(rendered, built):
@@ -295,11 +278,7 @@ def test_the_service_hpa_and_pdb_select_the_deployments_pods(rendered):
     deployment = the(objects, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    service, budget, autoscaler = (
-        the(objects, "Service"),
-        the(objects, "PodDisruptionBudget"),
-        the(objects, "HorizontalPodAutoscaler"),
-    )
+    service, budget, autoscaler = (the(objects, kind) for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"))
     assert service["spec"]["selector"] and service["spec"]["selector"].items() <= pod_labels.items()
     assert budget["spec"]["selector"]["matchLabels"] and budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     (container,) = deployment["spec"]["template"]["spec"]["containers"]

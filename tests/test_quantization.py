@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -40,8 +40,6 @@ from housing_predictor.quantization import (
 from conftest import affine
 
 ALL_BITS = range(MIN_BITS, MAX_BITS + 1)
-
-
 FLOAT32_EPS = 2.0**-24  # relative error of rounding a float64 to the nearest float32
 # ... of a float64 result (itself rounded, 2^-53) rounded to float32: what a fitted scale carries
 FLOAT32_RTOL = FLOAT32_EPS * (1 + 1e-6)
@@ -79,14 +77,6 @@ def grid_range(grid: Grid) -> tuple[float, float]:
     return (grid.qmin - grid.zero_point) * grid.scale, (grid.qmax - grid.zero_point) * grid.scale
 
 
-def values_in_range(grid: Grid, fractions: np.ndarray) -> np.ndarray:
-    low, high = grid_range(grid)
-    return np.clip(low + fractions * (high - low), low, high)
-
-
-fractions = hnp.arrays(np.float64, st.integers(1, 20), elements=st.floats(0.0, 1.0))
-
-
 # --- bit widths and storage ---------------------------------------------------------------------
 
 
@@ -117,50 +107,39 @@ def test_fit_grid_rejects_weights_whose_scale_float32_cannot_hold(weights, symme
 
 @PROPERTY
 @given(weights=weight_arrays, bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
-def test_fitted_grid_has_float32_scale_and_expected_zero_point(weights, bits, symmetric, signed):
+def test_a_fitted_grid_holds_its_weights(weights, bits, symmetric, signed):
+    """A float32 scale, a zero point among the codes, and the weights back within half a step: an
+    asymmetric grid's zero point is rounded to a code, which can push one end of [min, max] up to
+    half a step outside the range, and clipping then costs at most half a step, plus the float32
+    rounding of the scale over the (2^b - 1)-step span. A symmetric grid puts ±max|w| on the end
+    codes of its range, back exactly up to the float32 rounding of the scale (relative 2^-24)."""
     grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
     assert grid.scale > 0 and float(np.float32(grid.scale)) == grid.scale
     assert grid.qmin <= grid.zero_point <= grid.qmax
+    error = np.abs(dequantize(quantize(weights, grid), grid) - weights)
+    bound = grid.scale * (0.5 + (grid.qmax - grid.qmin) * FLOAT32_EPS) * (1 + SLACK)
+    assert np.all(error <= bound), f"max error {error.max() / grid.scale} steps"
     if symmetric:
         assert grid.zero_point == (0 if signed else 2 ** (bits - 1))
-
-
-@PROPERTY
-@given(weights=weight_arrays, bits=bit_widths, signed=st.booleans())
-def test_symmetric_grid_represents_plus_and_minus_max_abs_weight(weights, bits, signed):
-    """±max|w| land on the end codes of the symmetric range and come back exactly, up to the
-    float32 rounding of the scale (relative 2^-24)."""
-    largest = float(np.max(np.abs(weights)))
-    grid = fit_grid(weights, bits, symmetric=True, signed=signed)
-    ends = np.array([-largest, largest])
-    codes = quantize(ends, grid)
-    if largest == 0:
-        assert np.all(codes == grid.zero_point)
-    else:
-        half = 2 ** (bits - 1) - 1
+        largest = float(np.max(np.abs(weights)))
+        ends = np.array([-largest, largest])
+        codes = quantize(ends, grid)
+        half = 2 ** (bits - 1) - 1 if largest else 0
         np.testing.assert_array_equal(codes.astype(int) - grid.zero_point, [-half, half])
-    np.testing.assert_allclose(dequantize(codes, grid), ends, rtol=FLOAT32_RTOL, atol=0)
+        np.testing.assert_allclose(dequantize(codes, grid), ends, rtol=FLOAT32_RTOL, atol=0)
 
 
 @PROPERTY
-@given(grid=grids(), fractions=fractions)
-def test_round_trip_is_within_half_a_step_in_range(grid, fractions):
-    values = values_in_range(grid, fractions)
+@given(grid=grids(), fractions=hnp.arrays(np.float64, st.integers(1, 20), elements=st.floats(0.0, 1.0)))
+def test_values_in_range_round_within_half_a_step_and_truncate_toward_zero(grid, fractions):
+    low, high = grid_range(grid)
+    values = np.clip(low + fractions * (high - low), low, high)
     error = np.abs(dequantize(quantize(values, grid), grid) - values)
     assert np.all(error <= 0.5 * grid.scale * (1 + SLACK)), f"max error {error.max() / grid.scale} steps"
-
-
-@PROPERTY
-@given(weights=weight_arrays, bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
-def test_weights_a_grid_was_fitted_to_come_back_within_half_a_step(weights, bits, symmetric, signed):
-    """The fitted grid covers its own weights. An asymmetric grid's zero point is rounded to a
-    code, which can push one end of [min, max] up to half a step outside the range: clipping then
-    costs at most half a step, plus the float32 rounding of the scale over the (2^b - 1)-step span."""
-    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
-    error = np.abs(dequantize(quantize(weights, grid), grid) - weights)
-    span_steps = grid.qmax - grid.qmin
-    bound = grid.scale * (0.5 + span_steps * FLOAT32_EPS) * (1 + SLACK)
-    assert np.all(error <= bound), f"max error {error.max() / grid.scale} steps"
+    truncated = dequantize(quantize(values, grid, "truncate"), grid)
+    assert np.all(np.abs(truncated) <= np.abs(values)), "truncation moved a value away from zero"
+    assert np.all((truncated == 0) | (np.sign(truncated) == np.sign(values)))
+    assert np.all(np.abs(values - truncated) < grid.scale * (1 + SLACK))
 
 
 @PROPERTY
@@ -198,52 +177,33 @@ def test_quantize_is_monotone(grid, values):
 
 
 @PROPERTY
-@given(grid=grids(), fractions=fractions)
-def test_truncation_moves_toward_zero_by_less_than_one_step(grid, fractions):
-    values = values_in_range(grid, fractions)
-    restored = dequantize(quantize(values, grid, "truncate"), grid)
-    assert np.all(np.abs(restored) <= np.abs(values)), "truncation moved a value away from zero"
-    assert np.all((restored == 0) | (np.sign(restored) == np.sign(values)))
-    assert np.all(np.abs(values - restored) < grid.scale * (1 + SLACK))
-
-
-@PROPERTY
-@given(bits=bit_widths, symmetric=st.booleans(), signed=st.booleans(), size=st.integers(1, 12), rounding=roundings)
-def test_all_zero_weights_round_trip_exactly(bits, symmetric, signed, size, rounding):
-    weights = np.zeros(size)
-    grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
-    assert grid.scale == 1.0  # documented: all-zero tensors get scale 1
-    restored = dequantize(quantize(weights, grid, rounding), grid)
-    np.testing.assert_array_equal(restored, weights)
-
-
-@PROPERTY
 @given(value=weight_values, size=st.integers(1, 12), bits=bit_widths, symmetric=st.booleans(), signed=st.booleans())
-def test_constant_and_single_element_weights_come_back_within_half_a_step(value, size, bits, symmetric, signed):
+@example(value=0.0, size=3, bits=8, symmetric=False, signed=False)
+def test_constant_weights_come_back_to_the_float32_scale(value, size, bits, symmetric, signed):
+    """A constant lands on an end of its own range: it comes back up to the float32 rounding of
+    the scale; all zeros (scale 1, documented) exactly, under either rounding."""
     weights = np.full(size, value)
     grid = fit_grid(weights, bits, symmetric=symmetric, signed=signed)
-    restored = dequantize(quantize(weights, grid), grid)
-    assert np.all(restored == restored[0]), "equal weights got different codes"
-    assert np.all(np.abs(restored - weights) <= 0.5 * grid.scale * (1 + SLACK))
-    # A constant lands on an end of its own range: it is represented up to the float32 scale.
-    np.testing.assert_allclose(restored, weights, rtol=FLOAT32_RTOL, atol=0)
+    np.testing.assert_allclose(dequantize(quantize(weights, grid), grid), weights, rtol=FLOAT32_RTOL, atol=0)
+    if value == 0:
+        assert grid.scale == 1.0 and not dequantize(quantize(weights, grid, "truncate"), grid).any()
 
 
 # --- quantize_affine: bias correction, scale search, payload ------------------------------------
 
 
-def raw_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
-    """A random unstandardized model over features with large means, up to 1e4."""
+def random_problem(seed: int, standardized: bool, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
+    """A random model (raw, or restandardized) over features with large means, up to 1e4, and its inputs."""
     rng = np.random.default_rng(seed)
     means = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(0, 4, n_features)
     X = means + rng.normal(size=(n_rows, n_features)) * np.abs(means) * rng.uniform(0.05, 0.5, n_features)
     weight = rng.choice([-1, 1], n_features) * 10 ** rng.uniform(-4, 0, n_features)
-    return LinearParams(weight, float(rng.normal(scale=10))), X
+    raw = LinearParams(weight, float(rng.normal(scale=10)))
+    return (raw.restandardized(X.mean(axis=0), X.std(axis=0)) if standardized else raw), X
 
 
-def standardized_problem(seed: int, n_features: int = 5, n_rows: int = 200) -> tuple[LinearParams, np.ndarray]:
-    raw, X = raw_problem(seed, n_features, n_rows)
-    return raw.restandardized(X.mean(axis=0), X.std(axis=0)), X
+problems = st.builds(random_problem, seed=st.integers(0, 2**32 - 1), standardized=st.booleans())
+GRID_OPTIONS = {"symmetric": st.booleans(), "signed": st.booleans(), "rounding": roundings}
 
 
 def float32_bias_error(*tensors: dict) -> float:
@@ -253,19 +213,12 @@ def float32_bias_error(*tensors: dict) -> float:
 
 @AFFINE_PROPERTY
 @given(
-    seed=st.integers(0, 2**32 - 1),
-    standardized=st.booleans(),
+    problem=problems,
     bits=bit_widths,
-    symmetric=st.booleans(),
-    signed=st.booleans(),
-    rounding=roundings,
-    scale_search=st.sampled_from(["none", "mse"]),
+    options=st.fixed_dictionaries(GRID_OPTIONS | {"scale_search": st.sampled_from(["none", "mse"])}),
 )
-def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
-    seed, standardized, bits, symmetric, signed, rounding, scale_search
-):
-    model, X = (standardized_problem if standardized else raw_problem)(seed)
-    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, scale_search=scale_search)
+def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(problem, bits, options):
+    model, X = problem
     tensors = quantize_affine(model, X, bits, affine(bias_correction=True, **options))
     float_pred = model.predict(X)
     mean_error = float(np.mean(dequantize_model(tensors, "affine").predict(X) - float_pred))
@@ -275,23 +228,12 @@ def test_bias_correction_makes_the_mean_error_on_training_inputs_zero(
 
 
 @AFFINE_PROPERTY
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    standardized=st.booleans(),
-    bits=bit_widths,
-    symmetric=st.booleans(),
-    signed=st.booleans(),
-    rounding=roundings,
-    bias_correction=st.booleans(),
-)
-def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
-    seed, standardized, bits, symmetric, signed, rounding, bias_correction
-):
+@given(problem=problems, bits=bit_widths, options=st.fixed_dictionaries(GRID_OPTIONS | {"bias_correction": st.booleans()}))
+def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(problem, bits, options):
     """The search minimises the exact expected squared error of the weights (and keeps the
     max-|w| scale among its candidates); the measured error adds only the float32 rounding of
     the stored bias, delta, which can move it by at most 2 delta rms + delta^2 either way."""
-    model, X = (standardized_problem if standardized else raw_problem)(seed)
-    options = dict(symmetric=symmetric, signed=signed, rounding=rounding, bias_correction=bias_correction)
+    model, X = problem
     float_pred = model.predict(X)
     found = {}
     for search in ("none", "mse"):
@@ -307,7 +249,7 @@ def test_mse_scale_search_is_never_worse_than_none_on_training_inputs(
 @pytest.mark.parametrize("bits", ALL_BITS)
 @pytest.mark.parametrize("standardized", [True, False])
 def test_payload_bytes_counts_every_tensor(bits, standardized):
-    model, X = (standardized_problem if standardized else raw_problem)(seed=1, n_features=8)
+    model, X = random_problem(seed=1, standardized=standardized, n_features=8)
     tensors = quantize_affine(model, X, bits, affine(scale_search="none"))
     code_bytes = 1 if bits <= 8 else 2
     expected = {

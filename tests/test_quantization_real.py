@@ -1,9 +1,6 @@
 """The quantization schemes on the real California Housing data and the published split (the
-one the write-ups use, test_size 0.2 and seed 42, whose figures these are).
-
-Targets, measured on the 4,128-row test split against the float model's predictions:
-8-bit |R² drop| <= 1e-3 and rms deviation <= 1e-2; 16-bit |R² drop| <= 1e-5 and rms deviation
-<= 1e-4. The published schemes must reproduce the published write-ups' figures
+one the write-ups use, whose figures these are): our scheme meets TARGETS on the test split
+against the float model's predictions; the published schemes reproduce the write-ups' figures
 (conftest.PUBLISHED_FIGURES) to 1e-6.
 """
 
@@ -104,19 +101,6 @@ def test_mse_scale_search_improves_the_pipelines_model(housing, bits):
         tensors = quantize_model(housing.standardized, housing.X_train, bits, affine(scale_search=search))
         mse[search] = float(np.mean((dequantize_model(tensors, "affine").predict(housing.X_train) - float_pred) ** 2))
     assert mse["mse"] < 0.9 * mse["none"], mse
-
-
-def test_bias_correction_centres_the_raw_models_training_error(housing):
-    """On the raw model the features' means (Population ~1400, Longitude ~-120) turn the weights'
-    rounding errors into a shift of every prediction; the correction folds it into the bias."""
-    float_pred = housing.plain.predict(housing.X_train)
-    mean_error = {}
-    for corrected in (True, False):
-        tensors = quantize_model(housing.plain, housing.X_train, 8, affine(scale_search="none", bias_correction=corrected))
-        mean_error[corrected] = float(np.mean(dequantize_model(tensors, "affine").predict(housing.X_train) - float_pred))
-    # float32 bias (-37) rounds by up to 2e-6
-    assert abs(mean_error[True]) < 5e-6, mean_error
-    assert abs(mean_error[False]) > 0.05, mean_error
 
 
 def test_published_a_reproduces_the_write_up(housing):
