@@ -1,7 +1,7 @@
 """dvc.yaml tells the truth: each stage's deps are exactly the project modules it imports, all the
-way down; stage validate guards every stage that reads params.yaml; the models the image ships are
-the registry's artifacts. (That its outputs are the files the code writes, and that each stage
-keeps its run-cache, `dvc repro` itself shows: tests/test_pipeline.py and tests/test_remote.py.)"""
+way down, and its outputs are the files the code writes (housing_predictor/paths.py); stage
+validate guards every stage that reads params.yaml; the models the image ships are the registry's
+artifacts. (That each stage keeps its run-cache, test_remote.py's run-cache journey shows.)"""
 
 from __future__ import annotations
 
@@ -51,6 +51,31 @@ def test_a_stages_code_deps_are_its_import_closure(stage):
     closure = import_closure(module)
     assert not closure - listed, f"{stage} imports {sorted(closure - listed)}, missing from its deps in dvc.yaml"
     assert not listed - closure, f"{stage} lists {sorted(listed - closure)} in its deps, which it never imports"
+
+
+def outputs(stage: str) -> set[str]:
+    """Every output of ``stage``, under outs:, metrics: or plots:."""
+    entries = [entry for kind in ("outs", "metrics", "plots") for entry in DVC_YAML["stages"][stage].get(kind, [])]
+    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries}
+
+
+def test_the_outputs_are_the_files_the_code_writes():
+    assert outputs("validate") == {str(paths.PARAMS_STAMP)}
+    assert outputs("load-data") == {str(paths.TRAIN_CSV), str(paths.TEST_CSV)}
+    assert outputs("train") == {str(paths.SKLEARN_MODEL), str(paths.model_file("float")), str(paths.TRAIN_METRICS)}
+    for name in paths.WEIGHT_ONLY_MODELS:
+        assert outputs(f"quantize-{paths.MODEL_BITS[name]}") == {str(paths.model_file(name))}
+    assert outputs("quantize-8int") == {str(paths.model_file(paths.INTEGER_MODEL))}
+    assert outputs("export-onnx") == {str(paths.onnx_file(name)) for name in paths.MODELS}
+    metrics = {str(paths.metrics_file(name)) for name in paths.MODELS}
+    assert outputs("evaluate") == {*metrics, str(paths.SATURATION_METRICS), str(paths.SELFCHECK_CSV)}
+    assert outputs("sweep") == {str(paths.SWEEP_METRICS), str(paths.SWEEP_PLOT)}
+    assert outputs("report") == {
+        str(paths.REPORT),
+        str(paths.WEIGHTS_TABLE),
+        *(str(paths.plot_file(name)) for name in ("float", *paths.WEIGHT_ONLY_MODELS)),
+        *(str(paths.weights_plot_file(name)) for name in paths.WEIGHT_ONLY_MODELS),
+    }
 
 
 def test_validate_runs_on_all_of_params_yaml_before_every_stage_that_reads_it():
