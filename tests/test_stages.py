@@ -69,18 +69,6 @@ def test_split_is_sklearns_seeded_split(housing, split):
     assert not np.array_equal(other[1], X_test)
 
 
-@pytest.mark.parametrize(
-    ("test_size", "rows"), [(1e-300, "1 test and 20639 training rows"), (0.99999, "20640 test and 0 training rows")]
-)
-def test_a_split_that_leaves_a_side_nearly_empty_is_refused(housing, test_size, rows):
-    with pytest.raises(PipelineError) as error:
-        load_data.split(housing[0], housing[1], params.LoadData(test_size=test_size, random_state=0))
-    assert str(error.value) == (
-        "params.yaml: load_data.test_size must leave at least 100 of the 20,640 rows on each side of the split "
-        f"(0.004845 to 0.995155), got {test_size!r} ({rows})"
-    )
-
-
 def test_missing_data_fails_with_how_to_fix(tmp_path):
     """No cache and no network (as here, with an empty data folder): one line that says where the
     cache file goes and which variable to set."""
