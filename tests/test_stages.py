@@ -25,8 +25,7 @@ COMMITTED_SPLIT = params.load(REPO / "params.yaml").load_data
 
 @pytest.fixture(scope="module")
 def housing():
-    X, y, names = load_data.fetch()
-    return X, y, names
+    return load_data.fetch()
 
 
 @pytest.fixture(scope="module")
@@ -260,13 +259,8 @@ def test_model_file_round_trips(tmp_path, model_tensors):
     )
     assert path.read_bytes() == first
     loaded = modelfile.load_model(path)
-    assert (loaded.scheme, loaded.bits, loaded.features, loaded.params, loaded.file_bytes) == (
-        "affine",
-        8,
-        ["a", "b"],
-        {"k": 1},
-        len(first),
-    )
+    assert (loaded.scheme, loaded.bits, loaded.features, loaded.params) == ("affine", 8, ["a", "b"], {"k": 1})
+    assert loaded.file_bytes == len(first)
     for name, array in model_tensors.items():
         assert loaded.tensors[name].dtype == array.dtype and np.array_equal(loaded.tensors[name], array)
     assert set(safetensors_load(first)) == set(model_tensors)  # any safetensors reader reads it
