@@ -209,22 +209,29 @@ def test_remote_sh_refuses_bad_arguments_in_one_line(args, message, origin, tmp_
     assert not (repo / ".dvc" / "config.local").exists()
 
 
-def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
-    """docs/remote.md: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
-    relative PATH is taken from where the script runs."""
+def test_a_fresh_clone_pulls_what_was_built_from_s3_and_from_a_local_folder(origin, built_repo, s3, tmp_path):
+    """From the S3 remote scripts/remote.sh committed (no credential in the file); then from a folder
+    remote beside it (docs/remote.md: `remote.sh PATH --local --name NAME`, a relative PATH taken
+    from where the script runs), with S3 out of reach. Both: up to date, git clean, selfcheck passes."""
     env = dvc_env(s3)
     first = clone(origin, tmp_path / "first")
-    dvc(["pull"], first, env)  # from S3
+    config = (first / ".dvc" / "config").read_text()
+    assert f"url = {REMOTE_URL}" in config and f"endpointurl = {s3.endpoint}" in config and f"region = {REGION}" in config
+    assert "remote = storage" in config and "key" not in config.lower()
+    dvc(["pull"], first, env)
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], first, env)
     assert f"url = {tmp_path / 'dvc-storage'}" in (first / ".dvc" / "config.local").read_text()
     dvc(["push"], first, env)
-    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(CACHED)
     second = clone(origin, tmp_path / "second")
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], second, env)
     dvc(["pull"], second, dvc_env(s3, secret="wrong"))  # S3 is not involved any more
-    for name in CACHED:
-        assert (second / name).read_bytes() == (built_repo / name).read_bytes(), name
-    assert dvc(["status"], second, env).stdout.strip() == "Data and pipelines are up to date."
+    for repo in (first, second):
+        for name in CACHED:
+            assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
+        assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."  # `dvc repro` would run nothing
+        assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+        selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
+        assert "selfcheck passed" in selfcheck.stdout
 
 
 def test_push_sends_every_cached_output_and_the_run_of_every_stage_that_ran(origin, built_repo, s3):
@@ -244,22 +251,6 @@ def test_push_sends_every_cached_output_and_the_run_of_every_stage_that_ran(orig
         if line.startswith("Running stage '")
     ]
     assert ran and len(runs) == len(ran)  # which stages ran: tests/test_pipeline.py
-
-
-def test_a_fresh_clone_pulls_what_was_built_and_the_selfcheck_passes(origin, built_repo, s3, tmp_path):
-    """From the remote scripts/remote.sh committed, with no credential in the committed file."""
-    repo = clone(origin, tmp_path / "clone")
-    config = (repo / ".dvc" / "config").read_text()
-    assert f"url = {REMOTE_URL}" in config and f"endpointurl = {s3.endpoint}" in config and f"region = {REGION}" in config
-    assert "remote = storage" in config and "key" not in config.lower()
-    env = dvc_env(s3)
-    dvc(["pull"], repo, env)
-    for name in CACHED:
-        assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
-    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."  # `dvc repro` would run nothing
-    selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
-    assert "selfcheck passed" in selfcheck.stdout
-    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
 
 
 def test_a_fresh_clone_comes_back_to_committed_params_running_nothing(origin, s3, tmp_path):
