@@ -86,6 +86,11 @@ class Instruments:
         self.in_flight = Gauge(
             "requests_in_flight", "Requests received and not yet answered", multiprocess_mode="livesum", registry=own
         )
+        # Requests in flight in this process: an int, which one process' gauge reads at scrape time
+        # (a gauge's inc and dec cost 10x more); in multiprocess mode written to its file at each change.
+        self.active = 0
+        if not self.directory:
+            self.in_flight.set_function(lambda: self.active)
         if self.directory:
             self.registry = CollectorRegistry()
             MultiProcessCollector(self.registry, path=self.directory)
@@ -94,6 +99,16 @@ class Instruments:
             self.registry = own
             ProcessCollector(registry=own)
         self.rows_of = {}  # model name -> its bound counter: .labels() once per model, not per request
+
+    def enter(self) -> None:
+        self.active += 1
+        if self.directory:
+            self.in_flight.set(self.active)
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.directory:
+            self.in_flight.set(self.active)
 
 
 @functools.cache
@@ -121,58 +136,61 @@ class RequestMetrics:
     """Pure ASGI middleware (no BaseHTTPMiddleware: no task, no body copy): counts every response
     and times the ones that predicted. All is recorded just before the response's last body chunk
     is sent, so a client that has its response can read it back from ``/metrics``. Labels are
-    bound once per (endpoint, model, status) and cached."""
+    bound once per (endpoint, model, status) and cached: a request costs a few microseconds."""
 
     def __init__(self, app) -> None:
         self.app = app
         self.instruments = instruments()
         self.bound: dict[tuple[str, str, int], tuple] = {}
+        self.models: frozenset[str] | None = None  # the served models' names, read from the app's state once
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = perf_counter()
-        self.instruments.in_flight.inc()
-        state = {"status": 500, "recorded": False}
+        instruments = self.instruments
+        instruments.enter()
+        status, recorded = 500, False
 
         async def send_recording(message) -> None:
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-            elif not message.get("more_body", False) and not state["recorded"]:
-                self.record(scope, state, perf_counter() - started)
+                status = message["status"]
+            elif not (recorded or message.get("more_body", False)):
+                recorded = True
+                self.record(scope, status, perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            if not state["recorded"]:  # an exception (Starlette's outermost handler answers 500), or no response
-                state["status"] = 500
-                self.record(scope, state, perf_counter() - started)
+            if not recorded:  # an exception (Starlette's outermost handler answers 500), or no response
+                self.record(scope, 500, perf_counter() - started)
 
-    def record(self, scope, state: dict, seconds: float) -> None:
-        state["recorded"] = True
-        self.instruments.in_flight.dec()
+    def record(self, scope, status: int, seconds: float) -> None:
+        self.instruments.leave()
         route = scope.get("route")
-        key = (route.path if route is not None else OTHER_ENDPOINT, self.model_name(scope), state["status"])
+        name = scope["path_params"].get("model") if route is not None else None
+        if name is not None and name not in (self.models or self.read_models(scope)):
+            name = ""  # a name the client made up: never a label
+        key = (route.path if route is not None else OTHER_ENDPOINT, name, status)
         bound = self.bound.get(key)
         if bound is None:
-            bound = self.bound[key] = self.bind(*key)
-        requests, predict_seconds = bound
-        requests.inc()
-        if predict_seconds is not None:
-            predict_seconds.observe(seconds)
+            bound = self.bound[key] = self.bind(scope, *key)
+        bound[0].inc()
+        if bound[1] is not None:
+            bound[1].observe(seconds)
 
-    @staticmethod
-    def model_name(scope) -> str:
-        """The served model a request names, else "" (an unknown name is the client's: never a label)."""
-        state = scope["app"].state
-        name = scope.get("path_params", {}).get("model")
-        if name is None and scope.get("route") is not None and scope["route"].path == INVOCATIONS:
-            name = state.invocations_model
-        return name if name in state.models else ""
+    def read_models(self, scope) -> frozenset[str]:
+        self.models = frozenset(scope["app"].state.models)
+        return self.models
 
-    def bind(self, endpoint: str, model_name: str, status: int) -> tuple:
+    def bind(self, scope, endpoint: str, model_name: str | None, status: int) -> tuple:
+        """The request counter of these labels, and the latency histogram if such a request predicted."""
+        if endpoint == INVOCATIONS:
+            model_name = scope["app"].state.invocations_model
+        model_name = model_name or ""
         predicted = bool(model_name) and 200 <= status < 300 and (endpoint.endswith("/infer") or endpoint == INVOCATIONS)
         return (
             self.instruments.requests.labels(model_name, endpoint, str(status)),
