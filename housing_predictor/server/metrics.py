@@ -87,15 +87,15 @@ class Instruments:
             "requests_in_flight", "Requests received and not yet answered", multiprocess_mode="livesum", registry=own
         )
         # Requests in flight in this process: an int, which one process' gauge reads at scrape time
-        # (a gauge's inc and dec cost 10x more); in multiprocess mode written to its file at each change.
+        # (an int's += costs a fraction of a gauge's inc); in multiprocess mode written to its file
+        # at each change.
         self.active = 0
-        if not self.directory:
-            self.in_flight.set_function(lambda: self.active)
         if self.directory:
             self.registry = CollectorRegistry()
             MultiProcessCollector(self.registry, path=self.directory)
             self.registry.register(WorkerProcessCollector(self.directory))
         else:
+            self.in_flight.set_function(lambda: self.active)
             self.registry = own
             ProcessCollector(registry=own)
         self.rows_of = {}  # model name -> its bound counter: .labels() once per model, not per request
