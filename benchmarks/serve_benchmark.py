@@ -3,6 +3,7 @@ choice (uvicorn with the guard against granian and hypercorn) with --compare-ser
 
     python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver]
     python benchmarks/serve_benchmark.py --compare-servers [--duration 10]
+    python benchmarks/serve_benchmark.py --baseline DIR [--duration 10] [--repeat 5]
 
 Run from the repository root after `dvc repro`. Load comes from wrk (Debian: `apt-get install wrk`):
 one thread, ``--duration`` seconds a run, concurrency 16, V2 requests of 1 and of 1,000 rows from
@@ -23,6 +24,10 @@ Servers (the default run):
     with the standard library).
 Targets printed: 1,000 rows >= 1.5x MLServer's best; one row >= 5x MLServer's
 best and >= 0.7x the constant-reply floor; RSS <= 100 MB.
+
+--baseline DIR: ours against the same server from another checkout DIR (e.g. `git worktree add
+DIR main`, with its models/ built), run by the same interpreter, interleaved (the order alternates
+each round); no MLServer, no floors. Printed: ours / baseline, the ratio of medians.
 
 --compare-servers serves our app under uvicorn with the guard (ours), granian and
 hypercorn (each with its own defences set: granian's header read timeout and backpressure,
@@ -150,11 +155,13 @@ def answers(url: str) -> bool:
 class Server:
     """A server subprocess (its own session) on ``port``; ready once ``health_path`` answers 200."""
 
-    def __init__(self, name: str, command: list[str], port: int, health_path: str, log: Path, env: dict | None = None) -> None:
+    def __init__(
+        self, name: str, command: list[str], port: int, health_path: str, log: Path, env: dict | None = None, cwd: Path = REPO
+    ) -> None:
         self.name, self.port, self.url = name, port, f"http://127.0.0.1:{port}"
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+                command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
             )
         deadline = time.monotonic() + START_TIMEOUT
         try:
@@ -217,7 +224,7 @@ def wrk(url: str, body: Path, duration: float, work: Path) -> dict:
     output = result.stdout
     if result.returncode != 0 or "Requests/sec" not in output:
         raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip() or output.strip()}")
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))  # wrk pads "1.30s "
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     socket_errors = re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors += sum(int(n) for n in socket_errors[0]) if socket_errors else 0
@@ -268,10 +275,11 @@ def mlserver(parallel_workers: int, work: Path) -> Server:
     )
 
 
-def ours(work: Path) -> Server:
+def ours(work: Path, name: str = "ours", checkout: Path = REPO) -> Server:
+    """`serve` of the package and models in ``checkout`` (this one unless a --baseline)."""
     port = free_port()
     command = [sys.executable, "-m", "housing_predictor", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Server("ours", command, port, "/v2/health/ready", work / "ours.log")
+    return Server(name, command, port, "/v2/health/ready", work / f"{name}.log", cwd=checkout)
 
 
 def floor(name: str, work: Path) -> Server:
@@ -290,8 +298,10 @@ def measure(servers: dict[str, tuple[Server, str]], bodies: dict[str, Path], arg
     results: dict[tuple[str, str], list[dict]] = {}
     for repeat in range(args.repeat):
         print(f"round {repeat + 1}/{args.repeat} ({len(bodies) * len(servers)} runs of {args.duration:g} s)", flush=True)
+        order = list(servers) if repeat % 2 == 0 else list(reversed(servers))  # neither always first
         for body_name, body in bodies.items():
-            for name, (server, path) in servers.items():
+            for name in order:
+                server, path = servers[name]
                 results.setdefault((body_name, name), []).append(wrk(server.url + path, body, args.duration, work))
     return results
 
@@ -321,11 +331,13 @@ def main_benchmark(args) -> None:
         servers: dict[str, tuple[Server, str]] = {}
         try:
             servers["ours"] = (ours(work), "/v2/models/float/infer")
-            if not args.no_mlserver:
+            if args.baseline:
+                servers["baseline"] = (ours(work, "baseline", Path(args.baseline).resolve()), "/v2/models/float/infer")
+            if not (args.no_mlserver or args.baseline):
                 for parallel_workers in (1, 0):
                     server = mlserver(parallel_workers, work)
                     servers[server.name] = (server, "/v2/models/housing/infer")
-            for name in ("constant", "echo"):
+            for name in ("constant", "echo") if not args.baseline else ():
                 server = floor(name, work)
                 servers[server.name] = (server, "/")
             results = measure(servers, bodies, args, work)
@@ -338,6 +350,12 @@ def main_benchmark(args) -> None:
     def rps(body_name: str, name: str) -> float:
         return summary(results[(body_name, name)], "rps")[0]
 
+    if args.baseline:
+        for body_name in bodies:
+            print(
+                f"  {body_name:10} ours / baseline ({args.baseline}): {rps(body_name, 'ours') / rps(body_name, 'baseline'):.3f}x"
+            )
+        return
     print("\nTargets, medians:")
     mlservers = [name for name in servers if name.startswith("mlserver")]
     for body_name, target in (("1,000 rows", 1.5), ("1 row", 5.0)):
@@ -531,6 +549,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--no-mlserver", action="store_true", help="ours and the floors only")
+    parser.add_argument("--baseline", metavar="DIR", help="ours against the server of another checkout (no MLServer, no floors)")
     parser.add_argument("--compare-servers", action="store_true", help="uvicorn with the guard, granian, hypercorn")
     parser.add_argument("--serve-floor", choices=["constant", "echo"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

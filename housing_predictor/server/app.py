@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from housing_predictor.models import Model, PredictionOverflow, load_models
-from housing_predictor.server import protocol
+from housing_predictor.server import metrics, protocol
 from housing_predictor.server.protocol import RequestError
 
 SERVER_NAME = "housing-mlops"
@@ -111,9 +111,11 @@ class ClientGone(Exception):
 def predict(model: Model, X: np.ndarray) -> np.ndarray:
     """The CLI's predictions for rows ``X``; a row whose prediction overflows is a bad request."""
     try:
-        return model.predict(X)
+        predictions = model.predict(X)
     except PredictionOverflow as error:
         raise protocol.bad_request(str(error)) from None
+    metrics.count_rows(model.name, len(predictions))
+    return predictions
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +296,7 @@ ROUTES = [
     *MODEL_ROUTES,
     Route("/ping", ping, methods=["GET"]),
     Route("/invocations", invocations, methods=["POST"]),
+    Route("/metrics", metrics.scrape, methods=["GET"]),
 ]
 
 
@@ -307,7 +310,8 @@ def create_app(
     readiness = Readiness()
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(CloseWhenNotReady, readiness=readiness)],
+        # outermost first: the metrics time and count what the client gets
+        middleware=[Middleware(metrics.RequestMetrics), Middleware(CloseWhenNotReady, readiness=readiness)],
         exception_handlers={
             RequestError: request_error,
             ClientGone: client_gone,

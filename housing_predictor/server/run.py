@@ -11,12 +11,12 @@ import signal
 from pathlib import Path
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
 from housing_predictor.errors import PipelineError
 from housing_predictor.models import load_models
 from housing_predictor.server.app import app_factory, create_app
 from housing_predictor.server.guard import GuardedConfig
+from housing_predictor.server.metrics import Supervisor, multiprocess_directory
 from housing_predictor.server.settings import Settings, settings
 
 
@@ -48,10 +48,11 @@ def run(uvicorn_config: GuardedConfig, workers: int) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully, for an
     # embedding program to act on; for us a graceful shutdown is the normal end: exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    if workers == 1:
-        uvicorn.Server(uvicorn_config).run()
-    else:
-        Multiprocess(uvicorn_config, sockets=[uvicorn_config.bind_socket()]).run()
+    with multiprocess_directory(workers):  # before the workers start: they read it as they import
+        if workers == 1:
+            uvicorn.Server(uvicorn_config).run()
+        else:
+            Supervisor(uvicorn_config, sockets=[uvicorn_config.bind_socket()]).run()
 
 
 def serve(args: argparse.Namespace) -> None:
