@@ -5,7 +5,7 @@
 #
 # Proof that nothing here is needed: tests/test_image.py runs `predict`, `selfcheck`, `--version`
 # (and the bad-input paths) and `serve` in the built image, pruned by this script. The server's packages
-# (uvicorn, httptools, starlette, anyio, h11, click, idna: ~7 MiB) lose only their type stubs.
+# (uvicorn, httptools, starlette, anyio, h11, click, idna, msgspec: ~8 MiB) lose only their type stubs.
 # Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to.
 set -eu
 site=${1:?usage: prune_runtime.sh SITE_PACKAGES_DIR}
@@ -22,5 +22,3 @@ rm -f numpy/_core/_simd.*.so numpy/_core/_multiarray_tests.*.so numpy/_core/_uma
 # predictor never asks for: its arithmetic is elementwise, its reader np.loadtxt (numpy.lib).
 rm -rf numpy/f2py numpy/distutils numpy/typing numpy/testing numpy/random numpy/fft numpy/polynomial numpy/doc numpy/ma
 rm -f bin/f2py bin/numpy-config
-# pysimdjson ships its C++ and Cython sources (7.4 MB) beside the compiled extension it imports.
-rm -f simdjson/*.cpp simdjson/*.h simdjson/*.pyx
