@@ -1,7 +1,7 @@
 """Figures for `serve`: ours against MLServer and the floors, in one run; and the server
 choice (uvicorn with the guard against granian and hypercorn) with --compare-servers.
 
-    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver]
+    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver] [--baseline DIR]
     python benchmarks/serve_benchmark.py --compare-servers [--duration 10]
 
 Run from the repository root after `dvc repro`. Load comes from wrk (Debian: `apt-get install wrk`):
@@ -21,8 +21,11 @@ Servers (the default run):
     bare ASGI app that reads the body and then: replies a constant (what HTTP alone costs), or
     parses the body with Python's json module and echoes it with json.dumps (what the body costs
     with the standard library).
+  - with --baseline DIR: the server of another checkout of this project (e.g. `git worktree add
+    DIR main`), run by this Python over this checkout's models, as shipped too.
 Targets printed: 1,000 rows >= 1.5x MLServer's best; one row >= 5x MLServer's
-best and >= 0.7x the constant-reply floor; RSS <= 100 MB.
+best and >= 0.7x the constant-reply floor; RSS <= 100 MB. Then, for ours (and the baseline): the
+peak memory of one V2 request of the maximum body size (8 MiB), as a multiple of the body.
 
 --compare-servers serves our app under uvicorn with the guard (ours), granian and
 hypercorn (each with its own defences set: granian's header read timeout and backpressure,
@@ -268,10 +271,29 @@ def mlserver(parallel_workers: int, work: Path) -> Server:
     )
 
 
-def ours(work: Path) -> Server:
+def ours(work: Path, checkout: Path = REPO, name: str = "ours") -> Server:
+    """`serve` of ``checkout``'s code (its folder first on the import path) over this checkout's models."""
     port = free_port()
-    command = [sys.executable, "-m", "housing_predictor", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Server("ours", command, port, "/v2/health/ready", work / "ours.log")
+    command = [sys.executable, "-m", "housing_predictor", "--models-dir", str(REPO / "models"), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {"PYTHONPATH": str(checkout), "PYTHONSAFEPATH": "1"}
+    return Server(name, command, port, "/v2/health/ready", work / f"{name}.log", env=env)
+
+
+def max_body_memory(server: Server) -> str:
+    """Peak RSS growth of one V2 request of nearly the default maximum body (8 MiB), over the body."""
+    import http.client
+
+    per_row = len(v2_body(1000)) / 1000
+    body = v2_body(int(((8 << 20) - 100_000) / per_row)).encode()
+    server.reset_peak()
+    before = server.rss_mib("VmHWM")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("POST", "/v2/models/float/infer", body, {"Content-Type": "application/json"})
+    status = connection.getresponse().status
+    connection.close()
+    grown = (server.rss_mib("VmHWM") - before) * 2**20
+    return f"{len(body) / 2**20:.1f} MiB body: status {status}, peak RSS +{grown / 2**20:.1f} MiB = {grown / len(body):.2f}x the body"
 
 
 def floor(name: str, work: Path) -> Server:
@@ -321,6 +343,8 @@ def main_benchmark(args) -> None:
         servers: dict[str, tuple[Server, str]] = {}
         try:
             servers["ours"] = (ours(work), "/v2/models/float/infer")
+            if args.baseline:
+                servers["baseline"] = (ours(work, args.baseline, "baseline"), "/v2/models/float/infer")
             if not args.no_mlserver:
                 for parallel_workers in (1, 0):
                     server = mlserver(parallel_workers, work)
@@ -330,6 +354,7 @@ def main_benchmark(args) -> None:
                 servers[server.name] = (server, "/")
             results = measure(servers, bodies, args, work)
             rss = {name: server.rss_mib() for name, (server, _) in servers.items()}
+            memory = {name: max_body_memory(servers[name][0]) for name in ("ours", "baseline") if name in servers}
         finally:
             for server, _ in servers.values():
                 server.stop()
@@ -353,6 +378,11 @@ def main_benchmark(args) -> None:
             target = " (target >= 0.7)" if (floor_name, body_name) == ("floor-constant", "1 row") else ""
             print(f"  {body_name:10} ours / {floor_name}: {ratio:.2f}x{target}")
     print(f"  RSS ours {rss['ours']:.1f} MiB (target <= 100 MB): {'met' if rss['ours'] * 1.048576 <= 100 else 'MISSED'}")
+    if args.baseline:
+        for body_name in bodies:
+            print(f"  {body_name:10} ours / baseline: {rps(body_name, 'ours') / rps(body_name, 'baseline'):.2f}x")
+    for name, line in memory.items():
+        print(f"  maximum V2 body, {name}: {line}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,6 +561,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--no-mlserver", action="store_true", help="ours and the floors only")
+    parser.add_argument("--baseline", type=Path, help="another checkout of this project, served beside ours")
     parser.add_argument("--compare-servers", action="store_true", help="uvicorn with the guard, granian, hypercorn")
     parser.add_argument("--serve-floor", choices=["constant", "echo"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

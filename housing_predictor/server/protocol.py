@@ -106,8 +106,8 @@ class ModelMetadata(Body):
     parameters: dict[str, str | int]
 
 
-def _body(name: str, **fields: object) -> type[Body]:
-    return msgspec.defstruct(name, list(fields.items()), bases=(Body,), module=__name__)
+def _body(struct_name: str, /, **fields: object) -> type[Body]:
+    return msgspec.defstruct(struct_name, list(fields.items()), bases=(Body,), module=__name__)
 
 
 ServerMetadata = _body("ServerMetadata", name=str, version=str, extensions=list[str])
