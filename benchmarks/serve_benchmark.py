@@ -218,9 +218,9 @@ def wrk(url: str, body: Path, duration: float, work: Path) -> dict:
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(duration)}s", "--timeout", "10s", "--latency", "-s", str(script), url]
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     output = result.stdout
-    if result.returncode != 0 or "Requests/sec" not in output:
-        raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip() or output.strip()}")
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s*(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    if result.returncode != 0 or "Requests/sec" not in output or len(percentiles) != 2:
+        raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip()}\n{output.strip()}")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     socket_errors = re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors += sum(int(n) for n in socket_errors[0]) if socket_errors else 0

@@ -22,3 +22,5 @@ rm -f numpy/_core/_simd.*.so numpy/_core/_multiarray_tests.*.so numpy/_core/_uma
 # predictor never asks for: its arithmetic is elementwise, its reader np.loadtxt (numpy.lib).
 rm -rf numpy/f2py numpy/distutils numpy/typing numpy/testing numpy/random numpy/fft numpy/polynomial numpy/doc numpy/ma
 rm -f bin/f2py bin/numpy-config
+# pysimdjson ships its C++ and Cython sources (7.4 MB) beside the compiled extension it imports.
+rm -f simdjson/*.cpp simdjson/*.h simdjson/*.pyx

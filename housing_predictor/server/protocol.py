@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
+import simdjson
 from msgspec import Meta, Raw
 
 from housing_predictor.csv_io import read_table
@@ -145,8 +146,8 @@ NOT_A_NUMBER = re.compile(rb"-?(NaN|Infinity)")
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> None:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
+    if len(dict(pairs)) != len(pairs):
+        keys = [key for key, _ in pairs]
         repeated = next(key for i, key in enumerate(keys) if key in keys[:i])
         raise bad_request(f"request body repeats the key {repeated!r} in one object: send each key once")
 
@@ -156,8 +157,9 @@ def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder, raws=lambda d
 
     msgspec (like json, orjson and simdjson) keeps the last of repeated keys, where a proxy that
     reads the first would see another request: so the body is read once more by Python's json
-    with an object_pairs_hook that refuses them, less the spans ``raws(document)`` gives (a V2
-    tensor's data: numbers only, no keys), cut out by their place in the body (a Raw is a view of it)."""
+    with an object_pairs_hook that refuses them, less the spans ``raws(document)`` gives that are
+    longer than a few rows (a V2 tensor's data: numbers, no keys), cut out by their place in the
+    body (a Raw is a view of it)."""
     if not body or body.isspace():  # (not strip(): a copy of the body)
         raise bad_request("request body is empty: expected a JSON document")
     try:
@@ -172,8 +174,8 @@ def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder, raws=lambda d
     except RecursionError:
         raise bad_request("request body is not valid JSON: it is nested too deeply") from None
     address = lambda buffer: np.frombuffer(buffer, dtype=np.uint8).ctypes.data  # noqa: E731
-    pieces, start, base = [], 0, address(body)
-    for offset, length in sorted((address(raw) - base, len(raw)) for raw in raws(document)):
+    pieces, start, long = [], 0, [raw for raw in raws(document) if len(raw) > 1024]
+    for offset, length in sorted((address(raw) - address(body), len(raw)) for raw in long):
         if start <= offset <= len(body) - length:  # (always: a Raw is a view of the body)
             pieces += [body[start:offset], b"0"]
             start = offset + length
@@ -187,12 +189,12 @@ def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder, raws=lambda d
 def tensor_values(raw: Raw, path: str) -> np.ndarray:
     """A V2 tensor's ``data`` as float64 (1-D if flat, 2-D if rows).
 
-    A flat array of numbers (what KServe's and Triton's clients send) is decoded in blocks of
-    64 KiB cut at commas, each block's floats straight into an array: a body of 8 MiB then costs
-    about 2x its size in memory, where one list of Python floats would cost 4-5x (measured:
-    docs/serving.md). Anything else (rows, or a value that is no number) is decoded whole, which
-    names the bad value's path."""
-    text = memoryview(raw)
+    A flat array of numbers (what KServe's and Triton's clients send) is read in blocks of 64 KiB
+    cut at commas, each by simdjson straight into float64s: no Python float is made, and a body
+    of 8 MiB costs about 2x its size in memory (msgspec would make a Python float of each number:
+    3x the time, 4-5x the body; docs/serving.md). Anything else (rows, or a value that is no
+    number) is decoded by msgspec, which names the bad value's path."""
+    text, parser = memoryview(raw), simdjson.Parser()
     blocks, start, end = [], 1, len(text) - 1
     if text[0] == ord("[") and text[-1] == ord("]"):
         try:
@@ -202,10 +204,12 @@ def tensor_values(raw: Raw, path: str) -> np.ndarray:
                 if stop < end:  # cut after the last comma: the rest starts the next block
                     cut = block.rindex(b",")
                     block, stop = block[:cut], start + cut + 1
-                blocks.append(np.array(FLAT_NUMBERS.decode(b"[" + block + b"]"), dtype=np.float64))
+                if b"[" in block:  # rows (which as_buffer would flatten): msgspec reads them
+                    raise ValueError
+                blocks.append(np.frombuffer(parser.parse(b"[" + block + b"]").as_buffer(of_type="d"), dtype=np.float64))
                 start = stop
-            return np.concatenate(blocks) if blocks else np.empty(0)
-        except (msgspec.DecodeError, ValueError):  # not flat numbers (ValidationError is a DecodeError)
+            return np.concatenate(blocks) if len(blocks) > 1 else blocks[0] if blocks else np.empty(0)
+        except (ValueError, RuntimeError, TypeError):  # not numbers only (or beyond what simdjson reads)
             pass
     try:
         values = ROWS_OR_NUMBERS.decode(raw)
