@@ -1,7 +1,7 @@
 """Figures for `serve`: ours against MLServer and the floors, in one run; and the server
 choice (uvicorn with the guard against granian and hypercorn) with --compare-servers.
 
-    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver] [--baseline DIR]
+    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver] [--no-floors] [--baseline DIR]
     python benchmarks/serve_benchmark.py --compare-servers [--duration 10]
 
 Run from the repository root after `dvc repro`. Load comes from wrk (Debian: `apt-get install wrk`):
@@ -349,7 +349,7 @@ def main_benchmark(args) -> None:
                 for parallel_workers in (1, 0):
                     server = mlserver(parallel_workers, work)
                     servers[server.name] = (server, "/v2/models/housing/infer")
-            for name in ("constant", "echo"):
+            for name in () if args.no_floors else ("constant", "echo"):
                 server = floor(name, work)
                 servers[server.name] = (server, "/")
             results = measure(servers, bodies, args, work)
@@ -372,7 +372,7 @@ def main_benchmark(args) -> None:
             print(
                 f"  {body_name:10} ours / MLServer's best ({best}): {ratio:.2f}x (target >= {target:g}): {'met' if ratio >= target else 'MISSED'}"
             )
-    for floor_name in ("floor-constant", "floor-echo"):
+    for floor_name in () if args.no_floors else ("floor-constant", "floor-echo"):
         for body_name in bodies:
             ratio = rps(body_name, "ours") / rps(body_name, floor_name)
             target = " (target >= 0.7)" if (floor_name, body_name) == ("floor-constant", "1 row") else ""
@@ -561,6 +561,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--no-mlserver", action="store_true", help="ours and the floors only")
+    parser.add_argument("--no-floors", action="store_true", help="no floor servers (e.g. ours against --baseline only)")
     parser.add_argument("--baseline", type=Path, help="another checkout of this project, served beside ours")
     parser.add_argument("--compare-servers", action="store_true", help="uvicorn with the guard, granian, hypercorn")
     parser.add_argument("--serve-floor", choices=["constant", "echo"], help=argparse.SUPPRESS)

@@ -30,6 +30,7 @@ from housing_predictor.errors import PipelineError
 OUTPUT_NAME = "predict"
 DATATYPES = ("FP32", "FP64")  # what a V2 input may be; predictions are always FP64
 DATA_BLOCK_BYTES = 1 << 16
+SMALL_BODY_BYTES = 1024  # about 5 rows in V2
 
 
 class RequestError(Exception):
@@ -157,14 +158,12 @@ def _address(buffer: object) -> int:
     return np.frombuffer(buffer, dtype=np.uint8).ctypes.data
 
 
-def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder, raws=lambda document: ()) -> object:
+def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder) -> object:
     """``body`` decoded and validated by ``decoder``; refused with a 400 naming the field and rule.
 
     msgspec (like json, orjson and simdjson) keeps the last of repeated keys, where a proxy that
     reads the first would see another request: so the body is read once more by Python's json
-    with an object_pairs_hook that refuses them, less the spans ``raws(document)`` gives that are
-    longer than a few rows (a V2 tensor's data: numbers, no keys), cut out by their place in the
-    body (a Raw is a view of it)."""
+    with an object_pairs_hook that refuses them (a large V2 body without its data: _v2_request)."""
     if not body or body.isspace():  # (not strip(): a copy of the body)
         raise bad_request("request body is empty: expected a JSON document")
     try:
@@ -178,13 +177,8 @@ def decode(body: bytes | bytearray, decoder: msgspec.json.Decoder, raws=lambda d
         raise bad_request(f"request body is not valid JSON: {error}") from None
     except RecursionError:
         raise bad_request("request body is not valid JSON: it is nested too deeply") from None
-    pieces, start, long = [], 0, [raw for raw in raws(document) if len(raw) > 1024]
-    for offset, length in sorted((_address(raw) - _address(body), len(raw)) for raw in long):
-        if start <= offset <= len(body) - length:  # (always: a Raw is a view of the body)
-            pieces += [body[start:offset], b"0"]
-            start = offset + length
     try:
-        json.loads(b"".join([*pieces, body[start:]]) if pieces else body, object_pairs_hook=_unique_keys)
+        json.loads(body, object_pairs_hook=_unique_keys)
     except (RecursionError, ValueError) as error:  # (a repeated key's first value, which msgspec skipped)
         raise bad_request(f"request body is not valid JSON: {error}") from None
     return document
@@ -241,12 +235,13 @@ def _data_spans(body: bytes | bytearray) -> list[tuple[int, int]]:
 def _v2_request(body: bytes | bytearray) -> tuple[InferenceRequest, list]:
     """The V2 request of ``body`` and each input's data (bytes of the body).
 
-    msgspec's pass over a tensor's data, which simdjson then reads, was 10% of a 1,000-row
-    request's time (docs/serving.md): so a large body's data spans are cut out by _data_spans, each
-    replaced by ``0``, and msgspec decodes what is left. The cut is kept only if the placeholders
-    are exactly the tensors' data (by their place in what msgspec decoded: a Raw is a view of its
-    input); else, and for any error, the whole body is decoded, which names the field."""
-    spans = _data_spans(body) if len(body) > DATA_BLOCK_BYTES else []
+    msgspec's pass over a tensor's data, which simdjson then reads, and json's for repeated keys,
+    cost 20% of a 1,000-row request (docs/serving.md): so the data spans of a body of more than a
+    few rows are cut out by _data_spans, each replaced by ``0``, and what is left is decoded. The
+    cut is kept only if the placeholders are exactly the tensors' data (by their place in what
+    msgspec decoded: a Raw is a view of its input); else (rows, or any error) the whole body is
+    decoded, which names the field."""
+    spans = _data_spans(body) if len(body) > SMALL_BODY_BYTES else []
     if spans:
         pieces, start = [], 0
         for span_start, span_end in spans:
@@ -263,7 +258,7 @@ def _v2_request(body: bytes | bytearray) -> tuple[InferenceRequest, list]:
             held = [_address(tensor.data) - base if len(tensor.data) == 1 else -1 for tensor in request.inputs]
             if sorted(held) == offsets:
                 return request, [text[slice(*spans[offsets.index(offset)])] for offset in held]
-    request = decode(body, V2_REQUEST, lambda request: [tensor.data for tensor in request.inputs])
+    request = decode(body, V2_REQUEST)
     return request, [tensor.data for tensor in request.inputs]
 
 
