@@ -6,8 +6,9 @@ them; openapi.py generates the served OpenAPI document from them. Two wire forma
 Inference Protocol (V2: KServe, Triton, MLServer) and MLflow's and SageMaker's /invocations (CSV
 with a header, through the CLI's reader csv_io.read_table, or JSON). Each becomes ``X`` (n_rows,
 n_features) float64 in the model's feature order; whatever a client gets wrong is a RequestError
-naming the field and the rule. JSON numbers are parsed by msgspec, which rounds every decimal to the
-nearest float64 as Python's ``float`` and the CLI's reader do: the same predictions, bit for bit.
+naming the field and the rule. JSON numbers are parsed by simdjson (a V2 tensor's flat data) or
+msgspec, which round every decimal to the nearest float64 as Python's ``float`` and the CLI's
+reader do: the same predictions, bit for bit.
 """
 
 from __future__ import annotations
