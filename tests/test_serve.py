@@ -259,7 +259,7 @@ BAD_REQUESTS = {
     # (method, path, body, headers): (status, part of the message: the field's path and the rule)
     "bad JSON": (("POST", INFER, '{"inputs": [', JSON), (400, "not valid JSON")),
     "empty body": (("POST", INFER, "", JSON), (400, "request body is empty")),
-    "not an object": (("POST", INFER, "[1, 2]", JSON), (400, "Expected `object`, got `array` - at `$`")),
+    "not an object": (("POST", INFER, "[1, 2]", JSON), (400, "request body: Expected `object`, got `array`")),
     "empty inputs": (("POST", INFER, {"inputs": []}, {}), (400, "Expected `array` of length >= 1 - at `$.inputs`")),
     "missing data": (
         ("POST", INFER, {"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP64"}]}, {}),
@@ -267,7 +267,7 @@ BAD_REQUESTS = {
     ),
     "a key with an escaped NUL": (
         ("POST", INFER, '{"a\\u0000b": 1, ' + json.dumps(tensor())[1:], JSON),
-        (400, "unknown field `a\x00b` - at `$`"),
+        (400, "request body: Object contains unknown field `a\x00b`"),
     ),
     "a repeated key": (
         ("POST", INFER, '{"id": "a", ' + json.dumps({"id": "b", **tensor()})[1:], JSON),

@@ -143,7 +143,6 @@ class Invocation(Body):
 
 V2_REQUEST = msgspec.json.Decoder(InferenceRequest)
 INVOCATION = msgspec.json.Decoder(Invocation)
-FLAT_NUMBERS = msgspec.json.Decoder(list[float])
 ROWS_OR_NUMBERS = msgspec.json.Decoder(list[float | list[float]])
 NOT_A_NUMBER = re.compile(rb"-?(NaN|Infinity)")
 
