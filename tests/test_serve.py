@@ -39,19 +39,23 @@ START_TIMEOUT = 60  # seconds for the server to print its address (a busy machin
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
+def server_environment() -> dict[str, str]:
+    """This environment less what would change the server's settings or version."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SERVE_") and k not in ("WEB_CONCURRENCY", "IMAGE_VERSION")}
+
+
 class Server:
     """A `serve` subprocess on 127.0.0.1, port 0 (the OS picks a free one, read from its log)."""
 
     def __init__(self, models_dir: Path, log_dir: Path, **env: str) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path, self.stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVE_") and k not in ("WEB_CONCURRENCY", "IMAGE_VERSION")}
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "serve", "--host", "127.0.0.1"]
                 + ["--port", "0"],
                 cwd=REPO,
-                env={**clean, **env},
+                env={**server_environment(), **env},
                 stdout=out,
                 stderr=err,
             )
@@ -498,9 +502,8 @@ def test_workers_from_the_environment(models_dir, tmp_path):
 
 def start_error(models_dir: Path, *args: str, **env: str) -> str:
     """The one-line error of a `serve` that must not start."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVE_") and k not in ("WEB_CONCURRENCY", "IMAGE_VERSION")}
     command = [sys.executable, "-m", "housing_predictor", "--models-dir", str(models_dir), "serve", "--port", "0", *args]
-    result = subprocess.run(command, cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, cwd=REPO, env={**server_environment(), **env}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
