@@ -1,9 +1,9 @@
 # The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
 # server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
 # no network at start-up.
-# Build it after `dvc repro` (the build context must hold models/ and metrics/evaluate.json):
-#   docker build -t housing-mlops --build-arg REVISION="$(git rev-parse HEAD)" --build-arg VERSION=0.1.0 \
-#     --build-arg SOURCE="$(git remote get-url origin)" .      (or: bash scripts/build_image.sh housing-mlops)
+# Build it after `dvc repro` (the build context must hold the models and metrics .dockerignore lets in) with
+#   bash scripts/build_image.sh housing-mlops
+# which gives the build args below from scripts/image_metadata.py (the version is pyproject.toml's).
 #   docker run --rm housing-mlops                                      # selfcheck (the default)
 #   docker run --rm -i housing-mlops predict --model q8 < features.csv > predictions.csv
 #   docker run --rm -p 8080:8080 housing-mlops serve                   # HTTP: V2 and /invocations
@@ -34,11 +34,11 @@ RUN python -m compileall -q housing_predictor
 # The artifacts of `dvc repro`: the models, the selfcheck sample and the metrics it is checked
 # against. After the code, so that a change of params rebuilds only these layers and the next.
 COPY models/float.safetensors models/q8.safetensors models/q16.safetensors models/q8int.safetensors models/selfcheck.csv models/
-COPY metrics/evaluate.json metrics/
+COPY metrics/float.json metrics/q8.json metrics/q16.json metrics/q8int.json metrics/
 
-# Last, so that a new commit rebuilds only these layers.
+# Last, so that a new commit rebuilds only these layers. Given by scripts/build_image.sh.
 ARG REVISION=unknown
-ARG VERSION=0.1.0
+ARG VERSION=unknown
 ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="housing-mlops predictor" \
       org.opencontainers.image.description="California Housing linear model (float, 8-bit, 16-bit, integer-only 8-bit): CSV predictions and an Open Inference Protocol server" \

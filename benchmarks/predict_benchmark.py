@@ -131,7 +131,8 @@ def stage_image_files(models_dir: Path, app: Path) -> None:
     shutil.copytree(REPO / "housing_predictor", app / "housing_predictor", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(models_dir, app / "models", ignore=shutil.ignore_patterns("*.joblib"))
     (app / "metrics").mkdir()
-    shutil.copy2(REPO / paths.EVALUATE_METRICS, app / "metrics")
+    for name in paths.MODELS:
+        shutil.copy2(REPO / paths.metrics_file(name), app / "metrics")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(app / "housing_predictor")], check=True)
 
 
@@ -143,7 +144,7 @@ def predict_command(app: Path, model: str, source: Path, target: Path) -> list[s
         "--models-dir",
         str(app / "models"),
         "--metrics",
-        str(app / "metrics" / "evaluate.json"),
+        str(app / "metrics"),
         "predict",
         "--model",
         model,

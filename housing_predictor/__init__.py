@@ -1,5 +1,6 @@
 """housing-mlops' predictor: what the image runs, copied whole by the Dockerfile. numpy and
-safetensors only (the server adds uvicorn and Starlette, loaded by `serve` alone).
+safetensors only, but for the HTTP server's libraries (requirements-runtime.txt), which `serve`
+alone imports.
 
 - cli: the command line (`python -m housing_predictor`): predict, selfcheck, serve, --version
 - models: a model loaded by name, verified, predicting (the CLI, the server and evaluate share it)

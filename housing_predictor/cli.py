@@ -5,7 +5,7 @@
     selfcheck
         Every model on the holdout sample the evaluate stage exported (models/selfcheck.csv): each
         must reproduce its expected predictions to 1e-9, and each quantized model's deviation from
-        the float model must match metrics/evaluate.json. No network, no data set.
+        the float model must match its metrics/<model>.json. No network, no data set.
     serve [--host HOST] [--port PORT] [--workers N] [--invocations-model NAME]
         The models over HTTP: Open Inference Protocol (V2) and /invocations (housing_predictor/server/).
     --version
@@ -92,9 +92,14 @@ def _fstat(stream: BinaryIO) -> os.stat_result | None:
         return None
 
 
+def read_metrics(metrics_dir: Path) -> dict:
+    """Every model's figures, from the evaluate stage's files in ``metrics_dir`` (one per model)."""
+    return {name: read_json(paths.metrics_file(name, metrics_dir), "metrics file") for name in paths.MODELS}
+
+
 def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> list[str]:
     """Every model on the exported holdout sample; returns the report lines, raises on a mismatch."""
-    metrics = read_json(metrics_path, "metrics file")
+    metrics = read_metrics(metrics_path)
     models = load_models(models_dir)
     features = models["float"].features
     columns = [*features, *models]
@@ -119,11 +124,13 @@ def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> li
             try:
                 recorded = float(metrics[name]["max_deviation_usd"]) / TARGET_UNIT_USD
             except (KeyError, TypeError, ValueError):
-                raise PipelineError(f"metrics file {metrics_path} has no max_deviation_usd for {name}: run `dvc repro`") from None
+                raise PipelineError(
+                    f"metrics file {paths.metrics_file(name, metrics_path)} has no max_deviation_usd: run `dvc repro`"
+                ) from None
             line += f", max deviation from float = {deviation:.6g} (metrics: {recorded:.6g})"
             if not abs(deviation - recorded) <= SELFCHECK_TOLERANCE:
                 failures.append(
-                    f"{name} deviates from float by up to {deviation:.9g} on the sample, {metrics_path} says {recorded:.9g}"
+                    f"{name} deviates from float by up to {deviation:.9g} on the sample, {paths.metrics_file(name, metrics_path)} says {recorded:.9g}"
                 )
         report.append(line)
     if failures:
@@ -148,7 +155,7 @@ def provenance(models_dir: Path, metrics_path: Path) -> dict:
         "git_commit": os.environ.get("GIT_COMMIT") or checkout_commit() or "unknown",
         "image_version": os.environ.get("IMAGE_VERSION") or "unknown",
         "models": {name: model.metadata() for name, model in load_models(models_dir).items()},
-        "metrics": read_json(metrics_path, "metrics file"),
+        "metrics": read_metrics(metrics_path),
     }
 
 
@@ -187,7 +194,7 @@ def argument_parser() -> ArgumentParser:
         "--models-dir", default=str(paths.MODELS_DIR), help="folder of the model files and selfcheck.csv (default: %(default)s)"
     )
     parser.add_argument(
-        "--metrics", default=str(paths.EVALUATE_METRICS), help="the evaluate stage's metrics (default: %(default)s)"
+        "--metrics", default=str(paths.METRICS_DIR), help="folder of the evaluate stage's <model>.json (default: %(default)s)"
     )
     commands = parser.add_subparsers(dest="command", metavar="{predict,selfcheck,serve}")
     predict = commands.add_parser(

@@ -1,6 +1,6 @@
 """A model as the CLI, the HTTP server and the evaluate stage use it: loaded by name, verified, and
 predicting as the pipeline computes it, so each computes the same bits for the same row (the
-shape of MLServer's ``MLModel`` and KServe's ``Model``: load, predict, metadata). numpy only.
+shape of MLServer's ``MLModel`` and KServe's ``Model``: load, predict, metadata). numpy and safetensors only.
 """
 
 from __future__ import annotations

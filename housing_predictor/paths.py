@@ -18,8 +18,7 @@ SELFCHECK_CSV = MODELS_DIR / "selfcheck.csv"
 
 METRICS_DIR = Path("metrics")
 TRAIN_METRICS = METRICS_DIR / "train.json"
-EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
-SUMMARY_METRICS = METRICS_DIR / "summary.json"  # what `dvc metrics show` lists, with train.json
+SATURATION_METRICS = METRICS_DIR / "saturation.json"  # the integer model's clipped test rows
 WEIGHTS_TABLE = METRICS_DIR / "weights.json"
 SWEEP_METRICS = METRICS_DIR / "sweep.json"
 
@@ -27,7 +26,7 @@ PLOTS_DIR = Path("plots")
 SWEEP_PLOT = PLOTS_DIR / "sweep.csv"
 REPORT = Path("reports") / "quantization.md"
 
-# The models the pipeline builds and the image ships, in the order of metrics/evaluate.json, and
+# The models the pipeline builds and the image ships, in the order stage evaluate scores them, and
 # the bit width each one's file must hold (the float model: none, it is not quantized). q8 and q16
 # are weight-only (int codes, float arithmetic); q8int is integer-only (housing_predictor/integer.py).
 INTEGER_MODEL = "q8int"
@@ -44,6 +43,13 @@ def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
 def onnx_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
     """Model ``name`` as an ONNX graph."""
     return models_dir / f"{name}.onnx"
+
+
+def metrics_file(name: str, metrics_dir: Path = METRICS_DIR) -> Path:
+    """Model ``name``'s test-split scores, size, and drop and deviations from the float model (stage
+    evaluate): one file per model, all with the same keys, so that `dvc metrics show` prints one
+    narrow row per model and `dvc metrics diff` lists every figure."""
+    return metrics_dir / f"{name}.json"
 
 
 def plot_file(name: str) -> Path:

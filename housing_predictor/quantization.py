@@ -1,9 +1,10 @@
 """Quantization of a linear model's parameters: pure numpy, no I/O.
 
 One grid (a scale and a zero point) per weight tensor; integers are stored in the narrowest type
-that holds the bit width (int8/uint8 up to 8 bits, int16/uint16 up to 16). The bias never goes on
-the weights' grid: it stays float32, after bias correction. The two published schemes
-are reproduced exactly, to show how they fail.
+that holds the bit width (int8/uint8 up to 8 bits, int16/uint16 up to 16). Our scheme (affine)
+keeps the bias off the weights' grid: it stays float32, after bias correction. The two published
+schemes are reproduced exactly, to show how they fail (published_a puts the bias on the weights'
+grid, published_b gives it a grid of its own).
 
 A quantized model is a dict of named numpy arrays (the tensors its file stores); ``payload_bytes``
 counts every one of them, since inference needs them all. The schemes' options arrive validated
@@ -151,8 +152,8 @@ def searched_grid(
 
     The same grids, codes and costs as building each candidate with fit_grid, quantize and
     dequantize (elementwise arithmetic gives the same bits whether numpy runs it on one row or on
-    all of them), but one array operation for all 1,002 candidates instead of 1,002 rounds of
-    Python calls: the search was most of quantize-8/16's and the sweep's compute. Each cost is
+    all of them), but one array operation for every candidate instead of a round of Python calls
+    per candidate: the search was most of quantize-8/16's and the sweep's compute. Each cost is
     still reduced alone, row by row, exactly as expected_squared_error reduces it."""
     qmin, qmax = grid.qmin, grid.qmax
     scales = np.array([_float32_scale(grid.scale * factor) for factor in SCALE_SEARCH_FACTORS])

@@ -26,7 +26,7 @@ changed=$(git status --porcelain --untracked-files=all -- "${paths[@]}")
 if [ -n "$changed" ]; then
   echo "$changed"
   git --no-pager diff --stat -- "${paths[@]}"
-  dvc metrics diff HEAD --targets metrics --md --precision 17 || true  # every figure, the sweep's too
+  dvc metrics diff HEAD --targets metrics --md --precision 17 || true  # every model's figures, the details' too
   git --no-pager diff -- "${paths[@]}"
   report FAILED "\`dvc repro\` does not give what $commit commits in ${paths[*]} (diff above): run \`dvc repro\` and commit them, or find what made the result change"
   exit 1

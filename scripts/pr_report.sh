@@ -44,7 +44,8 @@ printf 'Committed values of `%s` (%s, the base) against this change (%s): only w
   "$label" "$(git rev-parse --short "$base")" "$(git rev-parse --short "$head")"
 printf 'Change = this change − base. The pipeline job checks that `dvc repro` reproduces these numbers.\n\n'
 section "Params (params.yaml)" "param" dvc params diff "$base" "$head" --md
-# Every figure that changed, in every file of metrics/ (metrics/evaluate.json and sweep.json are
-# plots to DVC, for the run-cache: see dvc.yaml), not only the summary `dvc metrics show` lists.
+# Every figure that changed, in every file of metrics/: each model's and the fit's (what `dvc metrics
+# diff` lists), and the details saturation.json and sweep.json (plots to DVC, for the run-cache: see
+# dvc.yaml).
 section "Metrics" "metric" dvc metrics diff "$base" "$head" --targets metrics --md --precision 17
 exit "$status"

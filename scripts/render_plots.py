@@ -11,7 +11,7 @@ templates in .dvc/plots/ and the plot data in plots/) and converts each with vl-
 Vega-Lite compiled into a Python extension; no network: external URLs are refused). One file per
 plot, replaced atomically: <name>.svg for a top-level plot, <file stem>.svg for a stage's plot
 (plots/sweep.csv -> sweep.svg). The detail files declared as plots so that DVC keeps their stage's
-run-cache (metrics/evaluate.json, metrics/sweep.json) hold no list: DVC draws nothing for them,
+run-cache (metrics/saturation.json, metrics/sweep.json) hold no list: DVC draws nothing for them,
 and neither does this script. `--readme` leaves out the revision legends (one revision, "workspace",
 tells a reader nothing). Run from anywhere in the repository, after `dvc repro` (the plot data is in
 git, so a fresh clone renders too). Any failure is one line on stderr and exit 2.

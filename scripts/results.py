@@ -1,9 +1,9 @@
-"""The pipeline's results, one row per model, from metrics/evaluate.json: R², R² drop, deviations
+"""The pipeline's results, one row per model, from metrics/<model>.json: R², R² drop, deviations
 from the float model, sizes. scripts/pipeline.sh ends with it; README.md's results table is its
 output (`--readme` rewrites that table; tests/test_readme.py checks it is current).
 
-`dvc metrics show` prints every key in one wide row, at 5 decimals, where a 16-bit model's R² drop
-(about 1e-6) shows as -0.0; this prints each figure at a precision that shows it.
+`dvc metrics show` rounds every figure to 5 decimals, where the float model's R² and the 16-bit
+model's (about 1e-6 apart) both show as 0.57579; this prints each figure at a precision that shows it.
 
     python scripts/results.py [--readme]
 """
@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS = REPO / "metrics" / "evaluate.json"
+sys.path.insert(0, str(REPO))  # the project's packages, when run as a script
+
+from housing_predictor import paths  # noqa: E402
+
 README = REPO / "README.md"
 BEGIN, END = "<!-- results: python scripts/results.py --readme -->", "<!-- /results -->"
-# (key in metrics/evaluate.json, column heading, format); a model without a key shows "—".
+# (key in metrics/<model>.json, column heading, format); a model without a key shows "—".
 COLUMNS = (
     ("r2", "R²", "{:.6f}"),
     ("r2_drop_ppm", "R² drop (ppm)", "{:,.2f}"),
@@ -30,8 +33,13 @@ COLUMNS = (
 )
 
 
+def read_metrics() -> dict:
+    """Model name -> its figures, in paths.MODELS's order, from the committed metrics files."""
+    return {name: json.loads((REPO / paths.metrics_file(name)).read_text()) for name in paths.MODELS}
+
+
 def results_table(metrics: dict) -> str:
-    """A Markdown table of the models in ``metrics`` (model name -> figures), in file order."""
+    """A Markdown table of the models in ``metrics`` (model name -> figures), in that order."""
     lines = ["| model | " + " | ".join(heading for _, heading, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for model, figures in metrics.items():
         cells = (fmt.format(figures[key]) if key in figures else "—" for key, _, fmt in COLUMNS)
@@ -53,13 +61,13 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="rewrite README.md's results table instead of printing it")
     args = parser.parse_args()
     try:
-        table = results_table(json.loads(METRICS.read_text()))
+        table = results_table(read_metrics())
     except (OSError, ValueError) as error:
-        sys.exit(f"error: cannot read the results in {METRICS}: {error}")
+        sys.exit(f"error: cannot read the results in {paths.METRICS_DIR}: {error}")
     if args.readme:
         README.write_text(with_table(README.read_text(), table))
     else:
-        print(f"Results on the test split ({METRICS.relative_to(REPO)}; R² drop and deviations are from the float model):\n")
+        print(f"Results on the test split ({paths.metrics_file('<model>')}; R² drop and deviations are from the float model):\n")
         print(table)
 
 

@@ -1,5 +1,6 @@
-"""The DVC stages: one module per dvc.yaml stage (`python -m stages.<module>`), params.py for
-params.yaml and report.py for the report. Importing the package pins the BLAS kernels (below).
+"""The DVC stages: one module per dvc.yaml stage (`python -m stages.<module>`; quantize.py runs two),
+params.py for params.yaml and dataset.py for the split files. Importing the package pins the BLAS
+kernels (below).
 """
 
 import os

@@ -1,6 +1,6 @@
 """The train/test split files: CSV with a header of the feature names and the target.
 
-Numbers are written with ``repr`` (``write_csv``, also used for evaluate's plot data and selfcheck
+Numbers are written with ``repr`` (``write_csv``, also used for the plot data and the selfcheck
 sample), the shortest text that reads back as the same float64: exact, and readable.
 """
 

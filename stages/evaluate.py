@@ -1,9 +1,9 @@
 """Stage evaluate: score every model (float, q8, q16, q8int) on the test split.
 
-Writes metrics/evaluate.json (every score, deviation from the float model and size), its summary
-metrics/summary.json (what `dvc metrics show` and `dvc exp show` list), and models/selfcheck.csv,
-the holdout sample with every model's expected predictions that `python -m housing_predictor
-selfcheck` runs. The weight tables and plot data that the functions below compute are written by
+Writes metrics/<model>.json for each model (its scores, size, and drop and deviations from the float
+model: what `dvc metrics show/diff` and `dvc exp show` list), metrics/saturation.json (the integer
+model's clipped test rows, a detail the report reads), and models/selfcheck.csv, the holdout sample
+with every model's expected predictions that `python -m housing_predictor selfcheck` runs. The weight tables and plot data that the functions below compute are written by
 stage report (dvc.yaml says why).
 """
 
@@ -20,10 +20,6 @@ from housing_predictor.models import load_models
 from housing_predictor.quantization import dequantize_model, payload_bytes, reference_weights
 from stages import params
 from stages.dataset import read_split, write_csv
-
-# metrics/summary.json, what `dvc metrics show` lists beside metrics/train.json (in 160 columns):
-# the float model's test R², and how far each quantized model moves predictions from it.
-SUMMARY_KEYS = {"float": ("r2",), "quantized": ("rms_deviation_usd",)}
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -58,13 +54,15 @@ def r2_drop_ppm(float_r2: float, quantized_r2: float) -> float:
 
 
 def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict[str, SavedModel]) -> dict:
-    """metrics/evaluate.json: per model its scores and sizes; quantized ones add the R² drop and
+    """Per model (metrics/<model>.json) its scores and sizes; quantized ones add the R² drop and
     their deviations from the float model. Keys in a fixed order, plain numbers."""
     result = {}
     for name, pred in predictions.items():
         entry = scores(y, pred)
         entry["payload_bytes"] = payload_bytes(saved[name].tensors)
         entry["file_bytes"] = saved[name].file_bytes
+        # The float model is what the others are measured against: it has no drop or deviation
+        # (DVC shows '-'), where a 0 would read as a measurement that can never change.
         if name != "float":
             entry["r2_drop_ppm"] = r2_drop_ppm(result["float"]["r2"], entry["r2"])
             entry.update(deviations(predictions["float"], pred))
@@ -73,8 +71,10 @@ def model_metrics(y: np.ndarray, predictions: dict[str, np.ndarray], saved: dict
 
 
 def saturation_metrics(tensors: dict[str, np.ndarray], X: np.ndarray, float_pred: np.ndarray, pred: np.ndarray) -> dict:
-    """The integer model's extra figures: how many test rows have an input outside its int8 grid
-    (clipped), and the RMS deviation of the others, to tell clipping from rounding."""
+    """The integer model's extra figures (metrics/saturation.json): how many test rows have an input
+    outside its int8 grid (clipped), and the RMS deviation of the others, to tell clipping from
+    rounding. Not in metrics/q8int.json: two keys only one model has would widen `dvc metrics show`
+    past 180 columns (dvc.yaml)."""
     clipped = integer.saturated(tensors, X)
     kept = ~clipped
     rms = float(np.sqrt(np.mean((pred[kept] - float_pred[kept]) ** 2))) if kept.any() else 0.0
@@ -101,15 +101,6 @@ def weight_table(float_model, saved: SavedModel) -> dict:
         if name.startswith("weight_") and name != "weight_q"
     }
     return {"scheme": saved.scheme, "bits": saved.bits, "grid": grid, "weights": rows, "bias": bias}
-
-
-def summary(evaluation: dict) -> dict:
-    """metrics/summary.json: the float model's R², and each quantized model's RMS deviation from
-    the float model's predictions, copied from ``evaluation`` (metrics/evaluate.json)."""
-    return {
-        name: {key: figures[key] for key in SUMMARY_KEYS["float" if name == "float" else "quantized"]}
-        for name, figures in evaluation.items()
-    }
 
 
 def check_selfcheck_rows(evaluate: params.Evaluate, test_rows: int) -> None:
@@ -155,11 +146,11 @@ def main() -> None:
     models = load_models(paths.MODELS_DIR)
     saved = {name: model.saved for name, model in models.items()}
     predictions = {name: model.predict(X) for name, model in models.items()}
-    evaluation = model_metrics(y, predictions, saved)
+    for name, figures in model_metrics(y, predictions, saved).items():
+        write_json(paths.metrics_file(name), figures)
     q8int = paths.INTEGER_MODEL
-    evaluation[q8int].update(saturation_metrics(saved[q8int].tensors, X, predictions["float"], predictions[q8int]))
-    write_json(paths.EVALUATE_METRICS, evaluation)
-    write_json(paths.SUMMARY_METRICS, summary(evaluation))
+    saturation = saturation_metrics(saved[q8int].tensors, X, predictions["float"], predictions[q8int])
+    write_json(paths.SATURATION_METRICS, {q8int: saturation})
     rows = selfcheck_rows(predictions, evaluate.selfcheck_rows)
     features = saved["float"].features
     write_csv(paths.SELFCHECK_CSV, [*features, *predictions], [X[rows], *(p[rows] for p in predictions.values())])

@@ -4,7 +4,8 @@ python -m stages.export_onnx    # writes models/float.onnx, q8.onnx, q16.onnx, q
 
 Each graph takes ``features`` (n_rows, 8) float64, in the float model's feature order (numpy's
 default dtype, what a CSV reads as), and returns ``prediction`` (n_rows, 1) in $100,000, float64
-from the float graph and float32 from the others, which cast their input to float32 first:
+from the float graph (and from a published scheme's, ``graph_for``) and float32 from the others,
+which cast their input to float32 first:
 
 - float: float64 ``Sub``, ``Div`` (the scaler, explicit), ``MatMul``, ``Add``: our float model.
 - q8, q16 (weight-only): float32; the int8/int16 weight codes go through ``DequantizeLinear``
@@ -167,8 +168,8 @@ def graph_for(name: str, saved: SavedModel):
     if name == paths.INTEGER_MODEL:
         return integer_graph(saved.tensors)
     if saved.scheme != "affine":
-        # The published write-ups' schemes (`dvc exp run -S quantize.q8.scheme=published_b`) exist
-        # to show how they fail: their graph is the float64 model they dequantize to, what our
+        # The published write-ups' schemes (`dvc exp run -S '~quantize.q8' -S '+quantize.q8={scheme:
+        # published_b}'`, docs/quantization.md) exist to show how they fail: their graph is the float64 model they dequantize to, what our
         # predictor computes for them, so ONNX Runtime still gives our predictions.
         return float_graph(float_tensors(dequantize_model(saved.tensors, saved.scheme)))
     return weight_only_graph(saved.tensors, saved.bits)

@@ -4,7 +4,7 @@ For every bit width from ``sweep.min_bits`` to ``sweep.max_bits`` and every sche
 ``sweep.schemes``, quantizes the float model exactly as quantize-8/16 do (``quantize_model``),
 predicts the test split through the dequantized model as evaluate does, and
 scores it with evaluate's own functions. So at 8 and 16 bits the affine figures equal
-metrics/evaluate.json's q8 and q16 to the last bit (tests/test_sweep.py checks it, when the
+metrics/q8.json and metrics/q16.json to the last bit (tests/test_sweep.py checks it, when the
 sweep's affine scheme is quantize.q8's).
 
 Writes metrics/sweep.json (scheme -> bits -> r2_drop_ppm, rms_deviation_usd, max_deviation_usd,

@@ -1,6 +1,7 @@
 """The plots a person reads: DVC renders every one of them with data for each model, in `dvc plots
-show` and `dvc plots diff`; the templates tell models and revisions apart; scripts/render_plots.py
-draws each as SVG without a browser, and the committed ones without a meaningless legend."""
+show` and in `dvc plots diff` (in a clone, with git only); the templates tell models and revisions
+apart; scripts/render_plots.py draws each as SVG without a browser, and the committed ones without
+a meaningless legend."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from conftest import REPO, run
 
 DVC = [sys.executable, "-m", "dvc"]
 RENDER = "scripts/render_plots.py"
-# What `dvc plots show` lists, in its order: dvc.yaml's top-level plots, then the stage plots.
-PLOTS = ["deviation_from_float", "weight_error", "sweep_rms_deviation", "actual_vs_predicted", "residuals", "plots/sweep.csv"]
-DETAILS = ["metrics/evaluate.json", "metrics/sweep.json"]  # stage plots for the run-cache: nothing drawn
+DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
+STAGE_PLOTS = [next(iter(entry)) for stage in DVC_YAML["stages"].values() for entry in stage.get("plots", [])]
+DETAILS = [path for path in STAGE_PLOTS if path.endswith(".json")]  # plots for the run-cache, no list: nothing drawn
+# What `dvc plots show` draws, in its order: dvc.yaml's top-level plots, then the stage plots.
+PLOTS = [next(iter(plot)) for plot in DVC_YAML["plots"]] + [path for path in STAGE_PLOTS if path not in DETAILS]
 SVGS = [Path(name).stem for name in PLOTS]  # render_plots.py names a stage plot's SVG by its file
 TEST_ROWS = len((REPO / "plots" / "float.csv").read_text().splitlines()) - 1  # the committed test split
 SVG = "{http://www.w3.org/2000/svg}"
@@ -54,13 +57,18 @@ def shown(built_repo) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def diffed(built_repo, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
-    """A copy of the built repo where q8 lost its scale search (`dvc repro`), and the specs of
-    `dvc plots diff HEAD`: every plot with two revisions."""
-    repo = Path(shutil.copytree(built_repo, tmp_path_factory.mktemp("diffed") / "repo", symlinks=True))
+    """A git clone (no DVC cache, no remote) of the built repo with a second commit, where q8 lost
+    its scale search, and the specs of `dvc plots diff main` in it: every plot with two revisions."""
+    root = tmp_path_factory.mktemp("diffed")
+    repo = Path(shutil.copytree(built_repo, root / "repo", symlinks=True))
+    run(["git", "checkout", "-q", "-b", "change"], cwd=repo)
     text = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(text.replace("    scale_search: mse", "    scale_search: none", 1))
     run([*DVC, "repro"], cwd=repo)
-    return repo, specs(json.loads(run([*DVC, "plots", "diff", "HEAD", "--json"], cwd=repo).stdout))
+    run(["git", "commit", "-qam", "q8 without its scale search"], cwd=repo)
+    run(["git", "clone", "-q", str(repo), str(root / "clone")], cwd=root)
+    assert not (root / "clone" / ".dvc" / "cache").exists()
+    return root / "clone", specs(json.loads(run([*DVC, "plots", "diff", "main", "--json"], cwd=root / "clone").stdout))
 
 
 @pytest.mark.slow
@@ -103,7 +111,7 @@ def test_residuals_put_each_model_and_each_revision_in_its_own_panel_with_units(
     """The three models' residuals are one blob on one axis, and in a diff one revision would hide
     the other: a column per model, a row per revision; the axes say $100k."""
     _, diff = diffed
-    for spec, revisions in ((shown["residuals"], {"workspace"}), (diff["residuals"], {"HEAD", "workspace"})):
+    for spec, revisions in ((shown["residuals"], {"workspace"}), (diff["residuals"], {"main", "workspace"})):
         assert spec["facet"]["column"]["field"] == "model" and spec["facet"]["row"]["field"] == "rev"
         models = {Path(point["filename"]).stem for point in spec["data"]["values"]}
         assert models == {"float", *paths.WEIGHT_ONLY_MODELS}
@@ -161,23 +169,19 @@ def test_render_script_writes_an_svg_for_every_plot(built_repo, tmp_path):
 
 @pytest.mark.slow
 def test_render_script_draws_plots_diff(diffed, tmp_path):
-    """After a q8 change, `--diff HEAD` draws both revisions of each plot, and says which is which."""
+    """After a q8 change, `--diff main` draws both revisions of each plot, each from its own data,
+    and says which is which."""
     repo, diff = diffed
     for name in ("deviation_from_float", "weight_error"):
-        assert {point["rev"] for point in diff[name]["data"]["values"]} == {"HEAD", "workspace"}, name
+        points = diff[name]["data"]["values"]
+        main, workspace = ([{**point, "rev": None} for point in points if point["rev"] == rev] for rev in ("main", "workspace"))
+        assert {point["rev"] for point in points} == {"main", "workspace"} and main != workspace, name
     out = tmp_path / "svg"
-    run([sys.executable, RENDER, "--diff", "HEAD", "--out", str(out), "--only", "weight_error", "plots/sweep.csv"], cwd=repo)
+    run([sys.executable, RENDER, "--diff", "main", "--out", str(out), "--only", "weight_error", "plots/sweep.csv"], cwd=repo)
     assert sorted(path.name for path in out.iterdir()) == ["sweep.svg", "weight_error.svg"]
     for path in out.iterdir():
         assert svg_marks(path) > 20, path.name
-        assert ">revision<" in path.read_text() and ">HEAD<" in path.read_text(), path.name
-
-
-def test_the_committed_svgs_carry_no_revision_legend():
-    """docs/plots/ shows one revision: a legend saying "revision: workspace" would tell nothing."""
-    for path in sorted((REPO / "docs" / "plots").glob("*.svg")):
-        text = path.read_text()
-        assert ">revision<" not in text and ">workspace<" not in text, path.name
+        assert ">revision<" in path.read_text() and ">main<" in path.read_text(), path.name
 
 
 @pytest.mark.slow
@@ -190,7 +194,8 @@ def test_render_script_names_a_bad_plot(built_repo, tmp_path):
 
 
 def test_the_pipeline_page_shows_the_rendered_plots_from_git():
-    """docs/pipeline.md's images are the render script's --readme set, committed under docs/plots/."""
+    """docs/pipeline.md's images are the render script's --readme set, committed under docs/plots/,
+    with no legend saying "revision: workspace" (they show one revision: it would tell nothing)."""
     page = (REPO / "docs" / "pipeline.md").read_text()
     shown = [f"docs/{path}" for path in re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.svg)\)", page)]
     script = (REPO / RENDER).read_text()
@@ -200,6 +205,7 @@ def test_the_pipeline_page_shows_the_rendered_plots_from_git():
     assert sorted(shown) == sorted(tracked)
     for path in shown:
         assert svg_marks(REPO / path) > 20, path
+        assert ">revision<" not in (REPO / path).read_text() and ">workspace<" not in (REPO / path).read_text(), path
 
 
 @pytest.mark.slow

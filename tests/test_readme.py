@@ -3,7 +3,6 @@ committed metrics, its test command is the one CI runs, and every page it links 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 
@@ -15,7 +14,7 @@ import results  # noqa: E402
 
 
 def test_results_table_is_generated_from_the_committed_metrics():
-    table = results.results_table(json.loads((REPO / "metrics" / "evaluate.json").read_text()))
+    table = results.results_table(results.read_metrics())
     assert results.with_table(README, table) == README, "README's results table is stale: python scripts/results.py --readme"
 
 

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
+from housing_predictor import paths
+
 from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
@@ -149,14 +151,6 @@ def snapshot(repo: Path) -> dict[str, str]:
     return files
 
 
-def cached_md5s(lock_path: Path) -> set[str]:
-    """The md5 of every DVC-cached output dvc.lock names (the files `dvc push` alone sends)."""
-    lock = yaml.safe_load(lock_path.read_text())
-    stages = yaml.safe_load((lock_path.parent / "dvc.yaml").read_text())["stages"]
-    cached = {path for stage in stages.values() for path in cached_outputs(stage)}
-    return {out["md5"] for stage in lock["stages"].values() for out in stage["outs"] if out["path"] in cached}
-
-
 def bucket_keys(s3: S3) -> list[str]:
     client = boto3.client(
         "s3",
@@ -194,15 +188,6 @@ def clone(origin: Path, destination: Path) -> Path:
     return destination
 
 
-def test_remote_sh_writes_the_remote_the_docs_describe(origin, s3):
-    config = run(["git", "show", "HEAD:.dvc/config"], cwd=origin).stdout
-    assert "remote = storage" in config
-    assert f"url = {REMOTE_URL}" in config
-    assert f"endpointurl = {s3.endpoint}" in config
-    assert f"region = {REGION}" in config
-    assert "key" not in config.lower()  # no credential in the committed file
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -224,22 +209,29 @@ def test_remote_sh_refuses_bad_arguments_in_one_line(args, message, origin, tmp_
     assert not (repo / ".dvc" / "config.local").exists()
 
 
-def test_a_local_directory_remote_round_trips(origin, built_repo, s3, tmp_path):
-    """docs/remote.md: `bash scripts/remote.sh PATH --local --name NAME` next to the committed S3 remote; a
-    relative PATH is taken from where the script runs."""
+def test_a_fresh_clone_pulls_what_was_built_from_s3_and_from_a_local_folder(origin, built_repo, s3, tmp_path):
+    """From the S3 remote scripts/remote.sh committed (no credential in the file); then from a folder
+    remote beside it (docs/remote.md: `remote.sh PATH --local --name NAME`, a relative PATH taken
+    from where the script runs), with S3 out of reach. Both: up to date, git clean, selfcheck passes."""
     env = dvc_env(s3)
     first = clone(origin, tmp_path / "first")
-    dvc(["pull"], first, env)  # from S3
+    config = (first / ".dvc" / "config").read_text()
+    assert f"url = {REMOTE_URL}" in config and f"endpointurl = {s3.endpoint}" in config and f"region = {REGION}" in config
+    assert "remote = storage" in config and "key" not in config.lower()
+    dvc(["pull"], first, env)
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], first, env)
     assert f"url = {tmp_path / 'dvc-storage'}" in (first / ".dvc" / "config.local").read_text()
     dvc(["push"], first, env)
-    assert len(list((tmp_path / "dvc-storage").rglob("*/*"))) >= len(CACHED)
     second = clone(origin, tmp_path / "second")
     remote_sh(["../dvc-storage", "--local", "--name", "folder"], second, env)
     dvc(["pull"], second, dvc_env(s3, secret="wrong"))  # S3 is not involved any more
-    for name in CACHED:
-        assert (second / name).read_bytes() == (built_repo / name).read_bytes(), name
-    assert dvc(["status"], second, env).stdout.strip() == "Data and pipelines are up to date."
+    for repo in (first, second):
+        for name in CACHED:
+            assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
+        assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."  # `dvc repro` would run nothing
+        assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+        selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
+        assert "selfcheck passed" in selfcheck.stdout
 
 
 def test_push_sends_every_cached_output_and_the_run_of_every_stage_that_ran(origin, built_repo, s3):
@@ -249,34 +241,23 @@ def test_push_sends_every_cached_output_and_the_run_of_every_stage_that_ran(orig
     keys = bucket_keys(s3)
     # DVC 3's layout: files/md5/<first 2 hex>/<other 30> for files, runs/<2 hex>/<stage key>/<run> for runs.
     files = {key.removeprefix("dvc/files/md5/").replace("/", "") for key in keys if key.startswith("dvc/files/md5/")}
-    assert files == cached_md5s(built_repo / "dvc.lock") and len(files) == len(CACHED)
+    lock = yaml.safe_load((built_repo / "dvc.lock").read_text())["stages"]
+    assert files == {out["md5"] for stage in lock.values() for out in stage["outs"] if out["path"] in CACHED}
+    assert len(files) == len(CACHED)
     runs = {key.split("/")[3] for key in keys if key.startswith("dvc/runs/")}
     ran = [
         line.split("'")[1]
         for line in (built_repo.parent / "repro-output.txt").read_text().splitlines()
         if line.startswith("Running stage '")
     ]
-    assert len(runs) == len(ran) == len(DVC_STAGES) - 2
-
-
-def test_a_fresh_clone_pulls_and_runs_the_selfcheck_with_no_stage_run(origin, built_repo, s3, tmp_path):
-    repo = clone(origin, tmp_path / "clone")
-    env = dvc_env(s3)
-    dvc(["pull"], repo, env)
-    for name in CACHED:
-        assert (repo / name).read_bytes() == (built_repo / name).read_bytes(), name
-    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
-    repro = dvc(["repro"], repo, env)
-    assert "Running stage" not in repro.stdout, repro.stdout
-    selfcheck = run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=repo, env=env, timeout=TIMEOUT)
-    assert "selfcheck passed" in selfcheck.stdout
-    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+    assert ran and len(runs) == len(ran)  # which stages ran: tests/test_pipeline.py
 
 
 def test_a_fresh_clone_comes_back_to_committed_params_running_nothing(origin, s3, tmp_path):
     """docs/remote.md's journey: clone, `dvc pull --run-cache`, `dvc repro` runs nothing; `dvc
     commit --force` records the commit's runs here; an experiment; back to the commit's params,
-    `dvc repro` restores every stage from the run-cache, report included, runs none, git clean."""
+    `dvc repro` restores every stage from the run-cache, report included, runs none, git clean.
+    Back to the experiment's params, whose runs it recorded itself: every stage but report."""
     repo = clone(origin, tmp_path / "clone")
     env = dvc_env(s3)
     dvc(["pull", "--run-cache"], repo, env)
@@ -292,6 +273,9 @@ def test_a_fresh_clone_comes_back_to_committed_params_running_nothing(origin, s3
     for stage in DVC_STAGES:
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back, back
     assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+    again = dvc(["exp", "run", "-S", "load_data.random_state=7"], repo, env).stdout
+    assert [stage for stage in DVC_STAGES if f"Running stage '{stage}'" in again] == ["report"], again
+    assert all(f"Stage '{stage}' is cached" in again for stage in DVC_STAGES if stage != "report"), again
 
 
 def test_the_registry_gets_each_shipped_model_from_a_clone_url(origin, built_repo, s3, tmp_path):
@@ -305,17 +289,6 @@ def test_the_registry_gets_each_shipped_model_from_a_clone_url(origin, built_rep
         assert latest.read_bytes() == pinned.read_bytes() == (built_repo / artifact["path"]).read_bytes(), name
     unknown = dvc(["artifacts", "get", str(origin), "housing-q4", "-o", str(tmp_path / "q4")], tmp_path, env, check=False)
     assert unknown.returncode != 0 and not (tmp_path / "q4").exists()
-
-
-def test_repro_pull_on_a_fresh_clone_restores_every_stage_and_runs_none(origin, s3, tmp_path):
-    repo = clone(origin, tmp_path / "clone")
-    env = dvc_env(s3)
-    repro = dvc(["repro", "--pull"], repo, env)
-    assert "Running stage" not in repro.stdout, repro.stdout
-    for stage in STAGES:
-        assert f"Pulling data for stage: '{stage}'" in repro.stdout, repro.stdout
-    assert dvc(["status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
-    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
 
 
 def test_repro_pull_runs_only_the_stages_a_change_touches(origin, s3, tmp_path):
@@ -345,7 +318,7 @@ def test_an_experiment_round_trips_through_exp_push_and_exp_pull(origin, built_r
     dvc(["exp", "pull", "origin", "coarse-grid"], reader, env)
     dvc(["exp", "apply", "coarse-grid"], reader, env)
     assert (reader / "models/q8.safetensors").read_bytes() == model
-    for name in ["metrics/evaluate.json", "params.yaml", "dvc.lock"]:
+    for name in [str(paths.metrics_file("q8")), "params.yaml", "dvc.lock"]:
         assert (reader / name).read_text() == (author / name).read_text(), name
     assert dvc(["status"], reader, env).stdout.strip() == "Data and pipelines are up to date."
     run([sys.executable, "-m", "housing_predictor", "selfcheck"], cwd=reader, env=env, timeout=TIMEOUT)

@@ -22,9 +22,9 @@ FIGURES = ["r2_drop_ppm", "rms_deviation_usd", "max_deviation_usd", "payload_byt
 
 @pytest.fixture(scope="module")
 def swept(built) -> tuple[dict, dict]:
-    """metrics/sweep.json and metrics/evaluate.json, just computed by the stages."""
+    """metrics/sweep.json and every model's metrics/<model>.json, just computed by the stages."""
     read = lambda path: json.loads((built / path).read_text())  # noqa: E731
-    return read(paths.SWEEP_METRICS), read(paths.EVALUATE_METRICS)
+    return read(paths.SWEEP_METRICS), {name: read(paths.metrics_file(name)) for name in paths.MODELS}
 
 
 def test_sweep_rebuilds_the_committed_files_byte_for_byte(built):

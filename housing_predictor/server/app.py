@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -56,8 +57,9 @@ class Readiness:
 def _unready_on_sigterm(readiness: Readiness, drain_seconds: float) -> None:
     """Put a handler in front of the server's own SIGTERM handler (uvicorn installs it with
     signal.signal before the app starts): mark the app not ready, keep serving for
-    ``drain_seconds`` (for the orchestrator to see readiness fail and route elsewhere), then let
-    uvicorn's graceful shutdown run: stop accepting, finish in-flight requests, exit."""
+    ``drain_seconds`` (for load balancers to see readiness fail and route elsewhere; each response
+    closes its connection: CloseWhenNotReady), then let uvicorn's graceful shutdown run: stop
+    accepting, finish in-flight requests, exit."""
     if threading.current_thread() is not threading.main_thread():
         return  # signals reach only the main thread; then the server handles none either
     server_handler = signal.getsignal(signal.SIGTERM)
@@ -74,6 +76,26 @@ def _unready_on_sigterm(readiness: Readiness, drain_seconds: float) -> None:
         loop.call_soon_threadsafe(loop.call_later, drain_seconds, server_handler, signum, None)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+class CloseWhenNotReady:
+    """While not ready (the drain after SIGTERM), every response says ``Connection: close``: a
+    keep-alive client, or a load balancer's pooled connection, opens its next connection where the
+    balancer now routes, instead of sending it here as the shutdown closes idle connections."""
+
+    def __init__(self, app, readiness: Readiness) -> None:
+        self.app, self.readiness = app, readiness
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.readiness.ready or scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_closing(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
 
 
 class StructResponse(JSONResponse):
@@ -274,8 +296,10 @@ def create_app(
     drain_seconds: float = 0.0,
 ) -> Starlette:
     """The ASGI app serving ``models``; /invocations predicts with ``invocations_model``."""
+    readiness = Readiness()
     app = Starlette(
         routes=ROUTES,
+        middleware=[Middleware(CloseWhenNotReady, readiness=readiness)],
         exception_handlers={
             RequestError: request_error,
             ClientGone: client_gone,
@@ -288,7 +312,7 @@ def create_app(
     app.state.invocations_model = invocations_model
     app.state.max_body_bytes = max_body_bytes
     app.state.drain_seconds = drain_seconds
-    app.state.readiness = Readiness()
+    app.state.readiness = readiness
     app.state.openapi = None
     return app
 

@@ -23,6 +23,10 @@ DEFAULT_MAX_HEADER_BYTES = 32 << 10  # nginx's default is 4 x 8 KiB buffers; Nod
 DEFAULT_HEADER_TIMEOUT = 10.0  # nginx's client_header_timeout is 60 s: a slot is cheap here (shed fairly)
 DEFAULT_BODY_TIMEOUT = 10.0  # 8 MiB in 10 s: 0.8 MB/s at least, any LAN or cluster network
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's default
+# Long enough for load balancers to take a replica out of rotation once its readiness fails (or, in
+# Kubernetes, once its endpoint is removed, which happens while SIGTERM is delivered, not before):
+# docs/serving.md, "Behind a load balancer". Within `docker stop`'s 10 s before SIGKILL.
+DEFAULT_DRAIN_SECONDS = 5.0
 
 
 class Settings(NamedTuple):
@@ -72,7 +76,7 @@ def settings(args: argparse.Namespace) -> Settings:
         header_timeout=_number("SERVE_HEADER_TIMEOUT", None, float, DEFAULT_HEADER_TIMEOUT, 0.1),
         body_timeout=_number("SERVE_BODY_TIMEOUT", None, float, DEFAULT_BODY_TIMEOUT, 0.1),
         keep_alive_timeout=_number("SERVE_KEEP_ALIVE_TIMEOUT", None, float, DEFAULT_KEEP_ALIVE_TIMEOUT, 0.1),
-        drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, 0.0, 0),
+        drain_seconds=_number("SERVE_DRAIN_SECONDS", None, float, DEFAULT_DRAIN_SECONDS, 0),
         graceful_timeout=_number("SERVE_GRACEFUL_TIMEOUT", None, float, 30.0, 0),
         access_log=access_log == "1",
         invocations_model=args.invocations_model or os.environ.get("SERVE_INVOCATIONS_MODEL") or "float",
