@@ -254,10 +254,10 @@ def _v2_request(body: bytes | bytearray) -> tuple[InferenceRequest, list]:
             request = None
         if request is not None:
             offsets = list(itertools.accumulate(len(piece) for piece in pieces))[::2]  # each placeholder's
-            base, text = _address(skeleton), memoryview(body)
+            span_at, base, text = dict(zip(offsets, spans, strict=True)), _address(skeleton), memoryview(body)
             held = [_address(tensor.data) - base if len(tensor.data) == 1 else -1 for tensor in request.inputs]
             if sorted(held) == offsets:
-                return request, [text[slice(*spans[offsets.index(offset)])] for offset in held]
+                return request, [text[slice(*span_at[offset])] for offset in held]
     request = decode(body, V2_REQUEST)
     return request, [tensor.data for tensor in request.inputs]
 
