@@ -145,6 +145,9 @@ V2_REQUEST = msgspec.json.Decoder(InferenceRequest)
 INVOCATION = msgspec.json.Decoder(Invocation)
 ROWS_OR_NUMBERS = msgspec.json.Decoder(list[float | list[float]])
 NOT_A_NUMBER = re.compile(rb"-?(NaN|Infinity)")
+# One parser for the process, its buffers kept: a worker reads one body at a time (handlers do not
+# await while reading), and each block's values are copied out before the next parse.
+PARSER = simdjson.Parser()
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> None:
@@ -192,7 +195,7 @@ def tensor_values(raw: Raw, path: str) -> np.ndarray:
     of 8 MiB costs about 2x its size in memory (msgspec would make a Python float of each number:
     2-3x the time, 4-5x the body; docs/serving.md). Anything else (rows, or a value that is no
     number) is decoded by msgspec, which names the bad value's path."""
-    text, parser = memoryview(raw), simdjson.Parser()
+    text, parser = memoryview(raw), PARSER
     blocks, start, end = [], 1, len(text) - 1
     if text[0] == ord("[") and text[-1] == ord("]"):
         try:
