@@ -192,7 +192,7 @@ def tensor_values(raw: Raw, path: str) -> np.ndarray:
 
     A flat array of numbers (what KServe's and Triton's clients send) is read in blocks of 64 KiB
     cut at commas, each by simdjson straight into float64s: no Python float is made, and a body
-    of 8 MiB costs about 2x its size in memory (msgspec would make a Python float of each number:
+    of 8 MiB costs about 2.5x its size in memory (msgspec would make a Python float of each number:
     2-3x the time, 4-5x the body; docs/serving.md). Anything else (rows, or a value that is no
     number) is decoded by msgspec, which names the bad value's path."""
     text, parser = memoryview(raw), PARSER
