@@ -1,9 +1,8 @@
 """Figures for `serve`: ours against MLServer and the floors, in one run; and the server
 choice (uvicorn with the guard against granian and hypercorn) with --compare-servers.
 
-    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver]
+    python benchmarks/serve_benchmark.py [--duration 10] [--repeat 3] [--no-mlserver] [--no-floors] [--baseline DIR]
     python benchmarks/serve_benchmark.py --compare-servers [--duration 10]
-    python benchmarks/serve_benchmark.py --baseline DIR [--duration 10] [--repeat 5]
 
 Run from the repository root after `dvc repro`. Load comes from wrk (Debian: `apt-get install wrk`):
 one thread, ``--duration`` seconds a run, concurrency 16, V2 requests of 1 and of 1,000 rows from
@@ -22,12 +21,11 @@ Servers (the default run):
     bare ASGI app that reads the body and then: replies a constant (what HTTP alone costs), or
     parses the body with Python's json module and echoes it with json.dumps (what the body costs
     with the standard library).
+  - with --baseline DIR: the server of another checkout of this project (e.g. `git worktree add
+    DIR main`), run by this Python over this checkout's models, as shipped too.
 Targets printed: 1,000 rows >= 1.5x MLServer's best; one row >= 5x MLServer's
-best and >= 0.7x the constant-reply floor; RSS <= 100 MB.
-
---baseline DIR: ours against the same server from another checkout DIR (e.g. `git worktree add
-DIR main`, with its models/ built), run by the same interpreter, interleaved (the order alternates
-each round); no MLServer, no floors. Printed: ours / baseline, the ratio of medians.
+best and >= 0.7x the constant-reply floor; RSS <= 100 MB. Then, for ours (and the baseline): the
+peak memory of one V2 request of the maximum body size (8 MiB), as a multiple of the body.
 
 --compare-servers serves our app under uvicorn with the guard (ours), granian and
 hypercorn (each with its own defences set: granian's header read timeout and backpressure,
@@ -155,13 +153,11 @@ def answers(url: str) -> bool:
 class Server:
     """A server subprocess (its own session) on ``port``; ready once ``health_path`` answers 200."""
 
-    def __init__(
-        self, name: str, command: list[str], port: int, health_path: str, log: Path, env: dict | None = None, cwd: Path = REPO
-    ) -> None:
+    def __init__(self, name: str, command: list[str], port: int, health_path: str, log: Path, env: dict | None = None) -> None:
         self.name, self.port, self.url = name, port, f"http://127.0.0.1:{port}"
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
             )
         deadline = time.monotonic() + START_TIMEOUT
         try:
@@ -222,9 +218,9 @@ def wrk(url: str, body: Path, duration: float, work: Path) -> dict:
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(duration)}s", "--timeout", "10s", "--latency", "-s", str(script), url]
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     output = result.stdout
-    if result.returncode != 0 or "Requests/sec" not in output:
-        raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip() or output.strip()}")
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))  # wrk pads "1.30s "
+    percentiles = dict(re.findall(r"^\s*(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    if result.returncode != 0 or "Requests/sec" not in output or len(percentiles) != 2:
+        raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip()}\n{output.strip()}")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     socket_errors = re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors += sum(int(n) for n in socket_errors[0]) if socket_errors else 0
@@ -275,11 +271,29 @@ def mlserver(parallel_workers: int, work: Path) -> Server:
     )
 
 
-def ours(work: Path, name: str = "ours", checkout: Path = REPO) -> Server:
-    """`serve` of the package and models in ``checkout`` (this one unless a --baseline)."""
+def ours(work: Path, checkout: Path = REPO, name: str = "ours") -> Server:
+    """`serve` of ``checkout``'s code (its folder first on the import path) over this checkout's models."""
     port = free_port()
-    command = [sys.executable, "-m", "housing_predictor", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Server(name, command, port, "/v2/health/ready", work / f"{name}.log", cwd=checkout)
+    command = [sys.executable, "-m", "housing_predictor", "--models-dir", str(REPO / "models"), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {"PYTHONPATH": str(checkout), "PYTHONSAFEPATH": "1"}
+    return Server(name, command, port, "/v2/health/ready", work / f"{name}.log", env=env)
+
+
+def max_body_memory(server: Server) -> str:
+    """Peak RSS growth of one V2 request of nearly the default maximum body (8 MiB), over the body."""
+    import http.client
+
+    per_row = len(v2_body(1000)) / 1000
+    body = v2_body(int(((8 << 20) - 100_000) / per_row)).encode()
+    server.reset_peak()
+    before = server.rss_mib("VmHWM")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("POST", "/v2/models/float/infer", body, {"Content-Type": "application/json"})
+    status = connection.getresponse().status
+    connection.close()
+    grown = (server.rss_mib("VmHWM") - before) * 2**20
+    return f"{len(body) / 2**20:.1f} MiB body: status {status}, peak RSS +{grown / 2**20:.1f} MiB = {grown / len(body):.2f}x the body"
 
 
 def floor(name: str, work: Path) -> Server:
@@ -298,10 +312,8 @@ def measure(servers: dict[str, tuple[Server, str]], bodies: dict[str, Path], arg
     results: dict[tuple[str, str], list[dict]] = {}
     for repeat in range(args.repeat):
         print(f"round {repeat + 1}/{args.repeat} ({len(bodies) * len(servers)} runs of {args.duration:g} s)", flush=True)
-        order = list(servers) if repeat % 2 == 0 else list(reversed(servers))  # neither always first
         for body_name, body in bodies.items():
-            for name in order:
-                server, path = servers[name]
+            for name, (server, path) in servers.items():
                 results.setdefault((body_name, name), []).append(wrk(server.url + path, body, args.duration, work))
     return results
 
@@ -332,16 +344,17 @@ def main_benchmark(args) -> None:
         try:
             servers["ours"] = (ours(work), "/v2/models/float/infer")
             if args.baseline:
-                servers["baseline"] = (ours(work, "baseline", Path(args.baseline).resolve()), "/v2/models/float/infer")
-            if not (args.no_mlserver or args.baseline):
+                servers["baseline"] = (ours(work, args.baseline, "baseline"), "/v2/models/float/infer")
+            if not args.no_mlserver:
                 for parallel_workers in (1, 0):
                     server = mlserver(parallel_workers, work)
                     servers[server.name] = (server, "/v2/models/housing/infer")
-            for name in ("constant", "echo") if not args.baseline else ():
+            for name in () if args.no_floors else ("constant", "echo"):
                 server = floor(name, work)
                 servers[server.name] = (server, "/")
             results = measure(servers, bodies, args, work)
             rss = {name: server.rss_mib() for name, (server, _) in servers.items()}
+            memory = {name: max_body_memory(servers[name][0]) for name in ("ours", "baseline") if name in servers}
         finally:
             for server, _ in servers.values():
                 server.stop()
@@ -350,12 +363,6 @@ def main_benchmark(args) -> None:
     def rps(body_name: str, name: str) -> float:
         return summary(results[(body_name, name)], "rps")[0]
 
-    if args.baseline:
-        for body_name in bodies:
-            print(
-                f"  {body_name:10} ours / baseline ({args.baseline}): {rps(body_name, 'ours') / rps(body_name, 'baseline'):.3f}x"
-            )
-        return
     print("\nTargets, medians:")
     mlservers = [name for name in servers if name.startswith("mlserver")]
     for body_name, target in (("1,000 rows", 1.5), ("1 row", 5.0)):
@@ -365,12 +372,17 @@ def main_benchmark(args) -> None:
             print(
                 f"  {body_name:10} ours / MLServer's best ({best}): {ratio:.2f}x (target >= {target:g}): {'met' if ratio >= target else 'MISSED'}"
             )
-    for floor_name in ("floor-constant", "floor-echo"):
+    for floor_name in () if args.no_floors else ("floor-constant", "floor-echo"):
         for body_name in bodies:
             ratio = rps(body_name, "ours") / rps(body_name, floor_name)
             target = " (target >= 0.7)" if (floor_name, body_name) == ("floor-constant", "1 row") else ""
             print(f"  {body_name:10} ours / {floor_name}: {ratio:.2f}x{target}")
     print(f"  RSS ours {rss['ours']:.1f} MiB (target <= 100 MB): {'met' if rss['ours'] * 1.048576 <= 100 else 'MISSED'}")
+    if args.baseline:
+        for body_name in bodies:
+            print(f"  {body_name:10} ours / baseline: {rps(body_name, 'ours') / rps(body_name, 'baseline'):.2f}x")
+    for name, line in memory.items():
+        print(f"  maximum V2 body, {name}: {line}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,7 +561,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--no-mlserver", action="store_true", help="ours and the floors only")
-    parser.add_argument("--baseline", metavar="DIR", help="ours against the server of another checkout (no MLServer, no floors)")
+    parser.add_argument("--no-floors", action="store_true", help="no floor servers (e.g. ours against --baseline only)")
+    parser.add_argument("--baseline", type=Path, help="another checkout of this project, served beside ours")
     parser.add_argument("--compare-servers", action="store_true", help="uvicorn with the guard, granian, hypercorn")
     parser.add_argument("--serve-floor", choices=["constant", "echo"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -38,7 +38,6 @@ from housing_predictor.files import read_json
 from housing_predictor.linear import TARGET_UNIT_USD
 from housing_predictor.models import Model, PredictionOverflow, load_models
 from housing_predictor.output import open_output, stdout_writer
-from housing_predictor.server import settings as server_settings
 
 PROG = "python -m housing_predictor"
 SELFCHECK_TOLERANCE = 1e-9  # absolute, in the target's unit ($100,000)
@@ -221,7 +220,11 @@ def argument_parser() -> ArgumentParser:
         description="Serve every model over HTTP: the Open Inference Protocol (V2) REST API and MLflow/SageMaker's "
         "/ping and /invocations. Options override the SERVE_* environment variables (docs/serving.md).",
     )
-    server_settings.add_arguments(serve)
+    # (here, not in server/settings.py, so that no other command imports the server's package)
+    serve.add_argument("--host", help="address to listen on (default: $SERVE_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", help="TCP port, 0 for any free one (default: $SERVE_PORT, else 8080)")
+    serve.add_argument("--workers", help="worker processes (default: $WEB_CONCURRENCY, else 1)")
+    serve.add_argument("--invocations-model", help="the model /invocations uses (default: $SERVE_INVOCATIONS_MODEL, else float)")
     serve.set_defaults(run=serve_command)
     return parser
 

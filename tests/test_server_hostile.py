@@ -1,8 +1,8 @@
 """Hostile connections against `serve` with its defaults as shipped, on 127.0.0.1.
 
 Real sockets, as an attacker would open them: idle and slowloris connections beyond the connection
-limit, a header flood, bodies that never complete, deep nesting, a lone surrogate, a 40,000-name CSV
-header, clients that hang up mid-body; and a bounded mixed burst at concurrency 32 with 100 slow
+limit, a header flood, bodies that never complete, a 40,000-name CSV header, a request the HTTP
+parser refuses, clients that hang up mid-body; and a bounded mixed burst at concurrency 32 with 100 slow
 clients open. Each asserts what a good client gets (its answer, within a second where the target
 says so), what the attacker gets (its 4xx, or a closed connection within the timeout), that no
 request gets a 5xx, that the log holds no traceback, and that memory stays bounded.
@@ -177,7 +177,8 @@ def test_incomplete_bodies_get_408_within_the_body_timeout(server):
 
 
 def test_a_header_flood_is_431_and_costs_no_memory(server):
-    """A 16 MiB header: 431 once the limit is passed, the rest never parsed; peak memory unmoved."""
+    """A 16 MiB header: 431 once the limit is passed, the rest never parsed; peak memory unmoved.
+    A request line over the limit: 414."""
     peak = rss_kib(server.process.pid, "VmHWM")
     sock = connect(server.port)
     sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Flood: ")
@@ -188,11 +189,22 @@ def test_a_header_flood_is_431_and_costs_no_memory(server):
         pass  # the server answered and closed: as intended
     status, body = read_response(sock, 30)
     sock.close()
-    assert status == 431 and "over the limit of 32768 bytes" in json.loads(body)["error"]
+    limit = server_settings.DEFAULT_MAX_HEADER_BYTES
+    assert status == 431 and f"over the limit of {limit} bytes" in json.loads(body)["error"]
     assert rss_kib(server.process.pid, "VmHWM") - peak < 16 * 1024  # KiB: not the flood's 16 MiB
-    # headers just under the limit are fine
-    status, _, response = server.request("GET", "/v2/health/live", headers={"X-Big": "b" * 30_000})
+    # headers just under the limit are fine; a request line over it alone is a 414
+    status, _, response = server.request("GET", "/v2/health/live", headers={"X-Big": "b" * (limit - 2000)})
     assert status == 200 and response == {"live": True}
+    status, _, response = server.request("GET", "/v2/health/live?" + "q" * 100_000)
+    assert status == 414 and "request's line (its URL) is over the limit" in response["error"]
+
+
+def test_what_the_http_parser_refuses_is_a_json_400(server):
+    sock = connect(server.port)
+    sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+    status, body = read_response(sock, 30)
+    sock.close()
+    assert status == 400 and "not valid HTTP/1.1" in json.loads(body)["error"]
 
 
 def test_a_4xx_keeps_the_connection_usable(server):
@@ -207,28 +219,6 @@ def test_a_4xx_keeps_the_connection_usable(server):
         assert connection.getresponse().status == 200
     finally:
         connection.close()
-
-
-@pytest.mark.parametrize(
-    "body, message",
-    [
-        (
-            {
-                "inputs": [
-                    {"name": "x", "shape": [1, 8], "datatype": "FP64", "data": json.loads("[" * 35 + json.dumps(ROW) + "]" * 35)}
-                ]
-            },
-            "nested 36 levels deep",
-        ),
-        ({"instances": json.loads("[" * 40 + "1" + "]" * 40)}, "nested 40 levels deep"),
-        ('{"id": "\\ud800", "inputs": []}', "a lone surrogate"),
-        ('{"inputs": [{"name": "\\udfff", "shape": [1, 8], "datatype": "FP64", "data": [1]}]}', "a lone surrogate"),
-    ],
-)
-def test_deep_nesting_and_lone_surrogates_are_400(server, body, message):
-    path = "/invocations" if "instances" in str(body)[:20] else INFER
-    status, _, response = server.request("POST", path, body, {"Content-Type": "application/json"})
-    assert status == 400 and message in response["error"], response
 
 
 def test_a_40000_name_csv_header_is_refused_in_linear_time(server):
@@ -263,9 +253,8 @@ def reset_peak_rss(pid: int) -> int:
 @pytest.mark.parametrize("form", ["V2", "CSV"])
 def test_a_maximum_size_body_costs_at_most_4x_its_size(server, test_split, form):
     """A V2 request and a CSV request of nearly 8 MiB (the default body limit), each the first of
-    its size: peak memory grows by at most 4x the body (the V2 data read by simdjson straight into
-    numpy, the CSV by numpy's reader in blocks). Measured: V2 4.0x (the body, simdjson's padded copy
-    of it and its tape of 16 bytes a number), CSV 2.2x; the bound is the target's "~4x"."""
+    its size: peak memory grows by at most 4x the body (a V2 tensor's flat data read in blocks
+    straight into numpy, the CSV by numpy's reader in blocks; docs/serving.md has the figures)."""
     limit = server_settings.DEFAULT_MAX_BODY_BYTES
     encode = (lambda X: json.dumps(v2_request(X))) if form == "V2" else features_csv
     per_row = len(encode(test_split[:1000])) / 1000
@@ -278,7 +267,7 @@ def test_a_maximum_size_body_costs_at_most_4x_its_size(server, test_split, form)
     grown = rss_kib(server.process.pid, "VmHWM") - before
     assert status == 200
     print(f"\n{form}: {len(body) / 2**20:.1f} MiB body, peak RSS +{grown / 1024:.1f} MiB ({grown * 1024 / len(body):.2f}x)")
-    assert grown * 1024 <= 4.2 * len(body)
+    assert grown * 1024 <= 4 * len(body)
 
 
 def test_clients_that_hang_up_mid_body_leave_no_traceback(server):

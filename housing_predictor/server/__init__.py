@@ -1,4 +1,4 @@
-"""The HTTP server, loaded only when `serve` runs: settings.py (options and environment, checked
-once; also the `serve` command's options), run.py (uvicorn, workers, SIGTERM), app.py (the
-Starlette app: routes, health, metadata, errors) and protocol.py (V2 and /invocations bodies to
-feature arrays)."""
+"""The HTTP server, imported only when `serve` runs: settings.py (environment, checked once; the
+version), run.py (uvicorn, workers, SIGTERM), guard.py (connection limits), app.py (the Starlette
+app: routes, health, metadata, errors), protocol.py (the API's bodies as msgspec Structs, and bodies
+to feature arrays) and openapi.py (the API's OpenAPI document, generated from them)."""

@@ -5,9 +5,10 @@ In the shape of KServe's and MLServer's servers: a model (housing_predictor.mode
 CLI's) is loaded once and predicts with the CLI's arithmetic; module-level handlers find the
 models, the readiness and the limits on ``app.state``; the app owns routing, health, metadata and
 errors. Every error is JSON ``{"error": "..."}`` with its 4xx; a client never sees a traceback (a
-bug in our code is a 500 whose details go to the server's log only). Request bodies decoded and validated once, at the edge
-(protocol.py); responses encoded by orjson, which writes a float64 as ``repr`` does (the shortest
-text that reads back as the same bits) at a tenth of the json module's cost.
+bug in our code is a 500 whose details go to the server's log only). Request bodies are decoded and
+validated once, at the edge, against protocol.py's Structs; responses are encoded from them by
+msgspec, which writes a float64 as the shortest text that reads back as the same bits; the API's
+OpenAPI document is generated from them too (openapi.py, served at ``/v2/docs/dataplane.json``).
 
 Handlers are ``async`` and compute inline: a prediction is microseconds of numpy, less than a
 thread hand-off costs, so one worker process serves one request at a time at full speed and
@@ -20,13 +21,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
 
+import msgspec
 import numpy as np
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -35,8 +35,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from housing_predictor.models import Model, PredictionOverflow, load_models
-from housing_predictor.server import metrics, protocol
+from housing_predictor.server import metrics, openapi, protocol
 from housing_predictor.server.protocol import RequestError
+from housing_predictor.server.settings import server_version
 
 SERVER_NAME = "housing-mlops"
 PLATFORM = "housing-mlops-linear"  # numpy, the predictor's own model format
@@ -97,11 +98,11 @@ class CloseWhenNotReady:
         await self.app(scope, receive, send_closing)
 
 
-class FastJSONResponse(JSONResponse):
-    """JSON by orjson; numpy arrays are written as lists of their float64 values."""
+class StructResponse(JSONResponse):
+    """A protocol.py Struct (or plain data) as JSON, by msgspec."""
 
     def render(self, content: object) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return msgspec.json.encode(content)
 
 
 class ClientGone(Exception):
@@ -116,11 +117,6 @@ def predict(model: Model, X: np.ndarray) -> np.ndarray:
         raise protocol.bad_request(str(error)) from None
     metrics.count_rows(model.name, len(predictions))
     return predictions
-
-
-# ---------------------------------------------------------------------------------------------
-# Requests and errors
-# ---------------------------------------------------------------------------------------------
 
 
 def media_type(request: Request) -> str:
@@ -176,11 +172,6 @@ async def internal_error(request: Request, error: Exception) -> Response:
     return error_response(500, "internal server error")
 
 
-# ---------------------------------------------------------------------------------------------
-# Handlers: module-level, the models and the state on request.app.state
-# ---------------------------------------------------------------------------------------------
-
-
 def model_of(request: Request) -> Model:
     models = request.app.state.models
     name = request.path_params["model"]
@@ -193,61 +184,55 @@ def model_of(request: Request) -> Model:
     return model
 
 
-def readiness_response(request: Request, body: dict) -> Response:
+def readiness_response(request: Request, body: msgspec.Struct) -> Response:
     # 503 when not ready: the status load balancers and Kubernetes probes read as "route elsewhere".
-    return FastJSONResponse(body, status_code=200 if request.app.state.readiness.ready else 503)
+    return StructResponse(body, status_code=200 if request.app.state.readiness.ready else 503)
 
 
 async def server_metadata(request: Request) -> Response:
-    return FastJSONResponse({"name": SERVER_NAME, "version": os.environ.get("IMAGE_VERSION") or "unknown", "extensions": []})
+    return StructResponse(protocol.ServerMetadata(SERVER_NAME, server_version(), extensions=[]))
 
 
 async def live(request: Request) -> Response:
-    return FastJSONResponse({"live": True})
+    return StructResponse(protocol.Live(live=True))
 
 
 async def ready(request: Request) -> Response:
-    return readiness_response(request, {"ready": request.app.state.readiness.ready})
+    return readiness_response(request, protocol.Ready(request.app.state.readiness.ready))
 
 
-def model_metadata_body(model: Model) -> dict:
-    return {
-        "name": model.name,
-        "versions": [model.version],
-        "platform": PLATFORM,
-        "inputs": [
-            {
-                "name": "features",
-                "datatype": "FP64",
-                "shape": [-1, len(model.features)],
-                # parameter values are scalars in the protocol: the order as one string
-                "parameters": {"feature_order": ",".join(model.features), "datatypes": ",".join(protocol.DATATYPES)},
-            }
-        ],
-        "outputs": [{"name": protocol.OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
-        "parameters": {"scheme": model.saved.scheme, "bits": model.saved.bits},
-    }
+def model_metadata_body(model: Model) -> protocol.ModelMetadata:
+    # parameter values are scalars in the protocol: the feature order as one string
+    parameters = {"feature_order": ",".join(model.features), "datatypes": ",".join(protocol.DATATYPES)}
+    return protocol.ModelMetadata(
+        name=model.name,
+        versions=[model.version],
+        platform=PLATFORM,
+        inputs=[protocol.TensorMetadata("features", "FP64", [-1, len(model.features)], parameters)],
+        outputs=[protocol.TensorMetadata(protocol.OUTPUT_NAME, "FP64", [-1])],
+        parameters={"scheme": model.saved.scheme, "bits": model.saved.bits},
+    )
 
 
 async def model_metadata(request: Request) -> Response:
-    return FastJSONResponse(model_metadata_body(model_of(request)))
+    return StructResponse(model_metadata_body(model_of(request)))
 
 
 async def model_ready(request: Request) -> Response:
-    return readiness_response(request, {"name": model_of(request).name, "ready": request.app.state.readiness.ready})
+    return readiness_response(request, protocol.ModelReady(model_of(request).name, request.app.state.readiness.ready))
 
 
 async def infer(request: Request) -> Response:
     model = model_of(request)
     if media_type(request) not in ("", *JSON_TYPES):
         raise RequestError(415, f"content type {media_type(request)!r} is not supported: send application/json")
-    # The body is freed once parsed, the parsed document once read into X: memory stays ~3x the body.
-    X, request_id = protocol.v2_features(protocol.v2_document(protocol.parse_json(await read_body(request))), model.features)
-    return FastJSONResponse(protocol.v2_response(model.name, model.version, predict(model, X), request_id))
+    X, request_id = protocol.v2_features(await read_body(request), model.features)
+    return StructResponse(protocol.v2_response(model.name, model.version, predict(model, X), request_id))
 
 
 async def ping(request: Request) -> Response:
-    return readiness_response(request, {"status": "healthy" if request.app.state.readiness.ready else "shutting down"})
+    ready = request.app.state.readiness.ready
+    return readiness_response(request, protocol.Ping("healthy" if ready else "shutting down"))
 
 
 async def invocations(request: Request) -> Response:
@@ -262,13 +247,19 @@ async def invocations(request: Request) -> Response:
         body = bytes(body)  # the reader's BytesIO shares a bytes object's memory (a bytearray's it copies)
         X = protocol.csv_features(body, model.features)
     else:
-        X = protocol.invocation_features(protocol.python(protocol.parse_json(body)), model.features)
-    return FastJSONResponse({"predictions": predict(model, X)})
+        X = protocol.invocation_features(body, model.features)
+    return StructResponse(protocol.Predictions(predict(model, X).tolist()))
 
 
-# ---------------------------------------------------------------------------------------------
-# The app
-# ---------------------------------------------------------------------------------------------
+async def dataplane(request: Request) -> Response:
+    """The OpenAPI document of this API, generated once per app (openapi.py)."""
+    if request.app.state.openapi is None:
+        models = request.app.state.models.values()
+        values = {"model": [model.name for model in models], "version": sorted({model.version for model in models})}
+        request.app.state.openapi = msgspec.json.encode(
+            openapi.document(request.app.routes, SERVER_NAME, server_version(), values)
+        )
+    return Response(request.app.state.openapi, media_type="application/json")
 
 
 @contextlib.asynccontextmanager
@@ -297,6 +288,7 @@ ROUTES = [
     Route("/ping", ping, methods=["GET"]),
     Route("/invocations", invocations, methods=["POST"]),
     Route("/metrics", metrics.scrape, methods=["GET"]),
+    Route("/v2/docs/dataplane.json", dataplane, methods=["GET"]),  # where MLServer serves its own
 ]
 
 
@@ -325,6 +317,7 @@ def create_app(
     app.state.max_body_bytes = max_body_bytes
     app.state.drain_seconds = drain_seconds
     app.state.readiness = readiness
+    app.state.openapi = None
     return app
 
 

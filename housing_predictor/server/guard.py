@@ -7,8 +7,9 @@ header and body reads and cap header size). This subclass adds, per connection:
 
 - a header read timeout: a request's line and headers must arrive within ``header_timeout`` of the
   connection's start or of the previous response; else 408 and close (close alone if nothing came);
-- a header size limit: more than ``max_header_bytes`` before the headers end is a 431, and the
-  bytes past the limit are never parsed (memory stays bounded whatever the client sends);
+- a header size limit: more than ``max_header_bytes`` before the headers end is a 414 if the request
+  line alone is that long, else a 431, and the bytes past the limit are never parsed (memory stays
+  bounded whatever the client sends);
 - a body read timeout: the body must arrive within ``body_timeout`` of the headers; else 408;
 - a connection limit whose excess is shed fairly: past ``limit`` connections, a new connection
   closes the one that has waited longest for its request's headers (idle, or slow on purpose), so
@@ -18,7 +19,8 @@ header and body reads and cap header size). This subclass adds, per connection:
 Hand-written because no library does it (measured in docs/serving.md): uvicorn has none of these
 with httptools (h11 has a size limit only), hypercorn and granian have timeouts but no fair
 shedding, and cost throughput. Every check is O(1) per event: a dict of the connections waiting
-for headers, oldest first, and one timer per connection.
+for headers, oldest first, and one timer per connection. And what uvicorn's parser refuses gets
+the JSON 400 every other error gets (uvicorn answers it in plain text).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.phase = HEADERS
         self.header_bytes = 0
         self.bytes_since_response = 0
+        self.line_read = False  # the request line's end has arrived
         self.timer: asyncio.TimerHandle | None = None
 
     # -- phases ------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.timer = self.loop.call_later(seconds, callback) if seconds is not None else None
 
     def _wait_for_headers(self) -> None:
-        self.phase, self.header_bytes, self.bytes_since_response = HEADERS, 0, 0
+        self.phase, self.header_bytes, self.bytes_since_response, self.line_read = HEADERS, 0, 0, False
         self.waiting.pop(self, None)
         self.waiting[self] = None
         self._set_timer(self.config.header_timeout, self._header_timeout)
@@ -142,12 +145,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.phase == HEADERS:
             self.bytes_since_response += len(data)
             room = self.config.max_header_bytes - self.header_bytes
+            self.line_read = self.line_read or b"\n" in data[:room]
             if len(data) > room:  # parse only what fits: the headers may end within it
                 super().data_received(data[:room])
                 if self.phase == HEADERS:
                     if not self.transport.is_closing():
                         limit = self.config.max_header_bytes
-                        self._refuse(431, f"the request's line and headers are over the limit of {limit} bytes")
+                        if self.line_read:
+                            self._refuse(431, f"the request's line and headers are over the limit of {limit} bytes")
+                        else:
+                            self._refuse(414, f"the request's line (its URL) is over the limit of {limit} bytes")
                     return
                 data = data[room:]
                 if self.transport.is_closing():
@@ -157,6 +164,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self.phase == BODY and self.timer is None and not self.transport.is_closing():
             self._set_timer(self.config.body_timeout, self._body_timeout)
+
+    def send_400_response(self, msg: str) -> None:
+        """What the HTTP parser cannot read: uvicorn's 400, in JSON as every other error."""
+        self._refuse(400, f"the request is not valid HTTP/1.1 ({msg})")
 
     def on_headers_complete(self) -> None:
         self.waiting.pop(self, None)

@@ -1,21 +1,5 @@
-"""The server's settings: the `serve` command's options, else environment variables, checked once.
-Standard library only: the CLI imports it at every start, for the `serve` command's help.
-
-    SERVE_HOST (127.0.0.1; the image sets 0.0.0.0)   SERVE_PORT (8080)
-    WEB_CONCURRENCY           worker processes (1), the variable uvicorn and gunicorn read
-    SERVE_LIMIT_CONCURRENCY   connections per worker (256); past it a new connection closes the one
-                              that has waited longest for its request's headers (503 if none waits)
-    SERVE_MAX_BODY_BYTES      request bodies over this get 413 (8 MiB)
-    SERVE_MAX_HEADER_BYTES    request line and headers over this get 431 (32 KiB)
-    SERVE_HEADER_TIMEOUT      seconds for a request's headers to arrive, from the connection's start or
-                              the previous response (10); then 408 and close (close alone if nothing came)
-    SERVE_BODY_TIMEOUT        seconds for a request's body to arrive, from its headers (10); then 408
-    SERVE_KEEP_ALIVE_TIMEOUT  seconds an idle keep-alive connection stays open (5)
-    SERVE_DRAIN_SECONDS       after SIGTERM, seconds of serving while not ready, every response
-                              closing its connection (5), for load balancers to route elsewhere
-    SERVE_GRACEFUL_TIMEOUT    then, seconds for in-flight requests to complete (30)
-    SERVE_ACCESS_LOG          1: one access log line per request on stdout; 0: none
-    SERVE_INVOCATIONS_MODEL   the model /invocations predicts with (float)
+"""The server's settings: the `serve` command's options (cli.py), else environment variables
+(docs/serving.md lists them), checked once; and the server's version.
 """
 
 from __future__ import annotations
@@ -23,9 +7,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tomllib
+from pathlib import Path
 from typing import NamedTuple
 
 from housing_predictor.errors import PipelineError
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 DEFAULT_HOST = "127.0.0.1"  # only this machine, unless asked: the image asks for 0.0.0.0
 DEFAULT_PORT = 8080
@@ -55,14 +43,6 @@ class Settings(NamedTuple):
     graceful_timeout: float
     access_log: bool
     invocations_model: str
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `serve` command's options (each overrides its environment variable)."""
-    parser.add_argument("--host", help=f"address to listen on (default: $SERVE_HOST or {DEFAULT_HOST})")
-    parser.add_argument("--port", help=f"TCP port, 0 for any free one (default: $SERVE_PORT or {DEFAULT_PORT})")
-    parser.add_argument("--workers", help="worker processes (default: $WEB_CONCURRENCY or 1)")
-    parser.add_argument("--invocations-model", help="the model /invocations uses (default: $SERVE_INVOCATIONS_MODEL or float)")
 
 
 def _number(name: str, option: object, kind: type, default: float, minimum: float) -> float:
@@ -101,3 +81,14 @@ def settings(args: argparse.Namespace) -> Settings:
         access_log=access_log == "1",
         invocations_model=args.invocations_model or os.environ.get("SERVE_INVOCATIONS_MODEL") or "float",
     )
+
+
+def server_version() -> str:
+    """The project's version: the image's (built with VERSION from pyproject.toml, as IMAGE_VERSION),
+    else, in a checkout, pyproject.toml's own."""
+    if os.environ.get("IMAGE_VERSION"):
+        return os.environ["IMAGE_VERSION"]
+    try:
+        return tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    except (OSError, ValueError, KeyError):  # neither an image nor a checkout: nothing says
+        return "unknown"
