@@ -235,9 +235,12 @@ class Supervisor(Multiprocess):
     known_pids: frozenset[int] = frozenset()
 
     def keep_subprocess_alive(self) -> None:
+        # the workers before this call too: one may die before any earlier call has returned (the
+        # first waits for every worker's health check), and be replaced in this one
+        seen = self.known_pids | {process.pid for process in self.processes}
         super().keep_subprocess_alive()  # every 0.5 s, after the signals were handled
         live = frozenset(process.pid for process in self.processes)
-        for pid in self.known_pids - live:
+        for pid in seen - live:
             mark_process_dead(pid, os.environ[MULTIPROC_DIR_ENV])
         self.known_pids = live
 
