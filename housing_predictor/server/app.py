@@ -248,7 +248,7 @@ async def invocations(request: Request) -> Response:
         X = protocol.csv_features(body, model.features)
     else:
         X = protocol.invocation_features(body, model.features)
-    return StructResponse(protocol.Predictions(predict(model, X).tolist()))
+    return StructResponse(protocol.Predictions(protocol.numbers(predict(model, X))))
 
 
 async def dataplane(request: Request) -> Response:

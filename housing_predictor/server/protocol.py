@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
+import orjson
 import simdjson
 from msgspec import Meta, Raw
 
@@ -80,11 +81,22 @@ class InferenceRequest(Body):
     outputs: list[RequestOutput] | None = None
 
 
+# Predictions as JSON numbers, written by orjson straight from the float64 array: the shortest text
+# that reads back as the same bits, at half the cost of msgspec's encoding of a list of floats
+# (docs/serving.md); msgspec places the bytes as they are.
+PREDICTIONS = {"type": "array", "items": {"type": "number"}}
+Numbers = Annotated[Raw, Meta(extra_json_schema=PREDICTIONS)]
+
+
+def numbers(values: np.ndarray) -> Raw:
+    return Raw(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
 class ResponseOutput(Body):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]
+    data: Numbers
 
 
 class InferenceResponse(Body):
@@ -119,7 +131,7 @@ Live, Ready = _body("Live", live=bool), _body("Ready", ready=bool)
 ModelReady = _body("ModelReady", name=str, ready=bool)
 Ping = _body("Ping", status=Literal["healthy", "shutting down"])
 Error = _body("Error", error=str)
-Predictions = _body("Predictions", predictions=list[float])
+Predictions = _body("Predictions", predictions=Numbers)
 
 
 class DataframeSplit(Body):
@@ -307,7 +319,7 @@ def v2_features(body: bytes | bytearray, features: list[str]) -> tuple[np.ndarra
 
 
 def v2_response(model_name: str, version: str, predictions: np.ndarray, request_id: str | None) -> InferenceResponse:
-    output = ResponseOutput(OUTPUT_NAME, [len(predictions)], "FP64", predictions.tolist())
+    output = ResponseOutput(OUTPUT_NAME, [len(predictions)], "FP64", numbers(predictions))
     return InferenceResponse(model_name, version, [output], request_id)
 
 
