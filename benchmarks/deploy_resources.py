@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_benchmark import REPO, answers, free_port, milliseconds, v2_body  # noqa: E402
+from serve_benchmark import REPO, answers, free_port, milliseconds, process_tree, rss_mib, v2_body  # noqa: E402
 
 from housing_predictor.server.settings import DEFAULT_MAX_BODY_BYTES  # noqa: E402
 
@@ -76,28 +76,6 @@ def working_set_mib(stats: dict) -> float | None:
         return None
     inactive = memory["stats"].get("total_inactive_file", memory["stats"].get("inactive_file", 0))
     return (memory["usage"] - (inactive if inactive < memory["usage"] else 0)) / 2**20
-
-
-def container_pids(pid: int) -> list[int]:
-    pids, found = [pid], []
-    while pids:
-        pid = pids.pop()
-        found.append(pid)
-        try:
-            pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def rss_mib(pids: list[int], field: str) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            total += int(re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
-        except (OSError, AttributeError):
-            continue
-    return total / 1024
 
 
 def deployment_container() -> tuple[dict, dict]:
@@ -200,7 +178,7 @@ def main() -> None:
                     / 1e9
                     / elapsed
                 )
-                pids = container_pids(pid)
+                pids = process_tree(pid)
                 end = working_set_mib(after)
                 samples = [sample for sample in (*samples, end) if sample is not None]
                 print(

@@ -150,6 +150,30 @@ def answers(url: str) -> bool:
         return False
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    pids, found = [pid], []
+    while pids:
+        pid = pids.pop()
+        found.append(pid)
+        try:
+            pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def rss_mib(pids: list[int], field: str = "VmRSS") -> float:
+    """The sum of ``field`` (VmRSS, or VmHWM: the peak) of ``pids``, in MiB."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
+        except (OSError, AttributeError):
+            continue
+    return total / 1024
+
+
 class Server:
     """A server subprocess (its own session) on ``port``; ready once ``health_path`` answers 200."""
 
@@ -174,25 +198,11 @@ class Server:
         raise SystemExit(f"error: {name} did not answer {health_path} within {START_TIMEOUT} s: see {log}")
 
     def pids(self) -> list[int]:
-        pids, found = [self.process.pid], []
-        while pids:
-            pid = pids.pop()
-            found.append(pid)
-            try:
-                pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            except OSError:
-                continue
-        return found
+        return process_tree(self.process.pid)
 
     def rss_mib(self, field: str = "VmRSS") -> float:
         """Resident memory of the server and its children (MLServer's inference worker is one)."""
-        total = 0
-        for pid in self.pids():
-            try:
-                total += int(re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
-            except (OSError, AttributeError):
-                continue
-        return total / 1024
+        return rss_mib(self.pids(), field)
 
     def reset_peak(self) -> None:
         for pid in self.pids():
