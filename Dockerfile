@@ -1,6 +1,6 @@
 # The predictor image: what leaves the pipeline. numpy + safetensors, the predictor's code, its HTTP
-# server (uvicorn + Starlette) and the exported models; no scikit-learn, no pickle, no data set,
-# no network at start-up.
+# server (uvicorn + Starlette, msgspec, simdjson, orjson, prometheus-client) and the exported
+# models; no scikit-learn, no pickle, no data set, no network at start-up.
 # Build it after `dvc repro` (the build context must hold the models and metrics .dockerignore lets in) with
 #   bash scripts/build_image.sh housing-mlops
 # which gives the build args below from scripts/image_metadata.py (the version is pyproject.toml's).
@@ -19,14 +19,15 @@ FROM ${PYTHON_IMAGE}
 
 WORKDIR /app
 
-# Runtime dependencies only (pinned: numpy, safetensors, uvicorn, starlette and theirs), then delete
+# Runtime dependencies only (pinned: requirements-runtime.txt), then delete
 # what the predictor never loads (tests, stubs, numpy.random, f2py...): scripts/prune_runtime.sh.
 COPY requirements-runtime.txt scripts/prune_runtime.sh ./
 RUN pip install --no-cache-dir --disable-pip-version-check -r requirements-runtime.txt \
     && sh prune_runtime.sh "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && rm requirements-runtime.txt prune_runtime.sh
 
-# The predictor package, whole (it imports numpy and safetensors only), compiled once here: the
+# The predictor package, whole (the CLI needs numpy and safetensors; `serve` the rest of
+# requirements-runtime.txt), compiled once here: the
 # runtime user cannot write __pycache__, and compiling at every start is slow.
 COPY housing_predictor/ housing_predictor/
 RUN python -m compileall -q housing_predictor

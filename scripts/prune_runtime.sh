@@ -5,7 +5,8 @@
 #
 # Proof that nothing here is needed: tests/test_image.py runs `predict`, `selfcheck`, `--version`
 # (and the bad-input paths) and `serve` in the built image, pruned by this script. The server's packages
-# (uvicorn, httptools, starlette, anyio, h11, click, idna, msgspec: ~8 MiB) lose only their type stubs.
+# (uvicorn, httptools, starlette, anyio, h11, click, idna, msgspec, orjson, prometheus-client) lose
+# only their type stubs; pysimdjson also loses its C++ and Cython sources.
 # Kept: numpy.libs (OpenBLAS, gfortran, quadmath: ~28 MB), which numpy's core extension links to.
 set -eu
 site=${1:?usage: prune_runtime.sh SITE_PACKAGES_DIR}

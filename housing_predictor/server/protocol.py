@@ -82,8 +82,8 @@ class InferenceRequest(Body):
 
 
 # Predictions as JSON numbers, written by orjson straight from the float64 array: the shortest text
-# that reads back as the same bits, at half the cost of msgspec's encoding of a list of floats
-# (docs/serving.md); msgspec places the bytes as they are.
+# that reads back as the same bits, without the Python float per value that msgspec's encoding of a
+# list would need; msgspec places the bytes as they are.
 PREDICTIONS = {"type": "array", "items": {"type": "number"}}
 Numbers = Annotated[Raw, Meta(extra_json_schema=PREDICTIONS)]
 
@@ -204,8 +204,8 @@ def tensor_values(raw: Raw, path: str) -> np.ndarray:
 
     A flat array of numbers (what KServe's and Triton's clients send) is read in blocks of 64 KiB
     cut at commas, each by simdjson straight into float64s: no Python float is made, and a body
-    of 8 MiB costs about 2.5x its size in memory (msgspec would make a Python float of each number:
-    2-3x the time, 4-5x the body; docs/serving.md). Anything else (rows, or a value that is no
+    of 8 MiB costs a few times its size in memory, not the 4-5x of a Python float per number
+    (docs/serving.md has the figure, from benchmarks/serve_benchmark.py). Anything else (rows, or a value that is no
     number) is decoded by msgspec, which names the bad value's path."""
     text, parser = memoryview(raw), PARSER
     blocks, start, end = [], 1, len(text) - 1
@@ -251,7 +251,7 @@ def _v2_request(body: bytes | bytearray) -> tuple[InferenceRequest, list]:
     """The V2 request of ``body`` and each input's data (bytes of the body).
 
     msgspec's pass over a tensor's data, which simdjson then reads, and json's for repeated keys,
-    cost 20% of a 1,000-row request (docs/serving.md): so the data spans of a body of more than a
+    cost tens of microseconds of a 1,000-row request: so the data spans of a body of more than a
     few rows are cut out by _data_spans, each replaced by ``0``, and what is left is decoded. The
     cut is kept only if the placeholders are exactly the tensors' data (by their place in what
     msgspec decoded: a Raw is a view of its input); else (rows, or any error) the whole body is
