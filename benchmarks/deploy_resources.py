@@ -38,17 +38,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_benchmark import REPO, answers, free_port, milliseconds, process_tree, rss_mib, v2_body  # noqa: E402
+from serve_benchmark import LUA, REPO, answers, free_port, milliseconds, process_tree, rss_mib, v2_body  # noqa: E402
 
 from housing_predictor.server.settings import DEFAULT_MAX_BODY_BYTES  # noqa: E402
-
-LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local file = io.open("{body}", "rb")
-wrk.body = file:read("*a")
-file:close()
-"""
 
 
 class Engine:
