@@ -34,9 +34,8 @@ import numpy as np
 from housing_predictor import paths
 from housing_predictor.csv_io import read_table
 from housing_predictor.errors import PipelineError, run_guarded
-from housing_predictor.files import read_json
 from housing_predictor.linear import TARGET_UNIT_USD
-from housing_predictor.models import Model, PredictionOverflow, load_models
+from housing_predictor.models import Model, PredictionOverflow, load_metrics, load_models
 from housing_predictor.output import open_output, stdout_writer
 
 PROG = "python -m housing_predictor"
@@ -92,14 +91,9 @@ def _fstat(stream: BinaryIO) -> os.stat_result | None:
         return None
 
 
-def read_metrics(metrics_dir: Path) -> dict:
-    """Every model's figures, from the evaluate stage's files in ``metrics_dir`` (one per model)."""
-    return {name: read_json(paths.metrics_file(name, metrics_dir), "metrics file") for name in paths.MODELS}
-
-
 def run_selfcheck(models_dir: Path, metrics_path: Path, sample_path: Path) -> list[str]:
     """Every model on the exported holdout sample; returns the report lines, raises on a mismatch."""
-    metrics = read_metrics(metrics_path)
+    metrics = load_metrics(metrics_path)
     models = load_models(models_dir)
     features = models["float"].features
     columns = [*features, *models]
@@ -155,7 +149,7 @@ def provenance(models_dir: Path, metrics_path: Path) -> dict:
         "git_commit": os.environ.get("GIT_COMMIT") or checkout_commit() or "unknown",
         "image_version": os.environ.get("IMAGE_VERSION") or "unknown",
         "models": {name: model.metadata() for name, model in load_models(models_dir).items()},
-        "metrics": read_metrics(metrics_path),
+        "metrics": load_metrics(metrics_path),
     }
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from housing_predictor import paths
 from housing_predictor.errors import PipelineError
+from housing_predictor.files import read_json
 from housing_predictor.integer import IntegerModel
 from housing_predictor.linear import FEATURES, LinearParams
 from housing_predictor.modelfile import load_model
@@ -100,3 +101,8 @@ def load_models(models_dir: Path = paths.MODELS_DIR) -> dict[str, Model]:
         if model.features != first.features:
             raise PipelineError(f"model {model.name} reads features {model.features}, model {first.name} {first.features}")
     return models
+
+
+def load_metrics(metrics_dir: Path = paths.METRICS_DIR) -> dict[str, dict]:
+    """Every model's figures (``paths.MODELS``' order), from stage evaluate's file per model."""
+    return {name: read_json(paths.metrics_file(name, metrics_dir), "metrics file") for name in paths.MODELS}

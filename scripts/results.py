@@ -11,7 +11,6 @@ model's (about 1e-6 apart) both show as 0.57579; this prints each figure at a pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the project's packages, when run as a script
 
 from housing_predictor import paths  # noqa: E402
+from housing_predictor.errors import PipelineError  # noqa: E402
+from housing_predictor.models import load_metrics  # noqa: E402
 
 README = REPO / "README.md"
 BEGIN, END = "<!-- results: python scripts/results.py --readme -->", "<!-- /results -->"
@@ -31,11 +32,6 @@ COLUMNS = (
     ("payload_bytes", "payload bytes", "{:d}"),
     ("file_bytes", "file bytes", "{:d}"),
 )
-
-
-def read_metrics() -> dict:
-    """Model name -> its figures, in paths.MODELS's order, from the committed metrics files."""
-    return {name: json.loads((REPO / paths.metrics_file(name)).read_text()) for name in paths.MODELS}
 
 
 def results_table(metrics: dict) -> str:
@@ -61,9 +57,9 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="rewrite README.md's results table instead of printing it")
     args = parser.parse_args()
     try:
-        table = results_table(read_metrics())
-    except (OSError, ValueError) as error:
-        sys.exit(f"error: cannot read the results in {paths.METRICS_DIR}: {error}")
+        table = results_table(load_metrics(REPO / paths.METRICS_DIR))
+    except PipelineError as error:
+        sys.exit(f"error: cannot read the results: {error}")
     if args.readme:
         README.write_text(with_table(README.read_text(), table))
     else:

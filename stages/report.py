@@ -17,7 +17,7 @@ from __future__ import annotations
 from housing_predictor import paths
 from housing_predictor.errors import run_guarded
 from housing_predictor.files import read_json, write_atomic, write_json
-from housing_predictor.models import Model
+from housing_predictor.models import Model, load_metrics
 from stages.dataset import read_split
 from stages.evaluate import weight_table, write_plot_data
 
@@ -133,7 +133,7 @@ def render(evaluation: dict, saturation: dict, weights: dict, sweep: dict) -> st
 
 
 def main() -> None:
-    evaluation = {name: read_json(paths.metrics_file(name), "metrics file") for name in paths.MODELS}
+    evaluation = load_metrics()
     saturation = read_json(paths.SATURATION_METRICS, "saturation metrics")
     sweep = read_json(paths.SWEEP_METRICS, "sweep metrics")
     X, y = read_split(paths.TEST_CSV)

@@ -8,8 +8,8 @@ errors. Every error is JSON ``{"error": "..."}`` with its 4xx; a client never se
 bug in our code is a 500 whose details go to the server's log only). Request bodies are decoded and
 validated once, at the edge, against protocol.py's Structs; responses are encoded from them by
 msgspec, the predictions by orjson (protocol.numbers), both writing a float64 as the shortest text
-that reads back as the same bits; the API's
-OpenAPI document is generated from them too (openapi.py, served at ``/v2/docs/dataplane.json``).
+that reads back as the same bits; the API's OpenAPI document is generated from them too
+(openapi.py, served at ``/v2/docs/dataplane.json``).
 
 Handlers are ``async`` and compute inline: a prediction is microseconds of numpy, less than a
 thread hand-off costs, so one worker process serves one request at a time at full speed and
